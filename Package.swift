@@ -1,0 +1,51 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Ferry",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "ferry", targets: ["ferry"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // libevent as Debian ships it (libevent-dev 2.1.12).
+        .systemLibrary(
+            name: "CLibEvent",
+            path: "CLibEvent",
+            pkgConfig: "libevent",
+            providers: [.apt(["libevent-dev"])]
+        ),
+        // The one thing Swift cannot do: interpose evhttp_request_new so that server
+        // requests get header and chunk callbacks (streaming) on libevent 2.1.
+        .target(name: "CFerryHook", linkerSettings: [.linkedLibrary("dl")]),
+        // HTTP over evhttp: streams request bodies to a consumer; knows nothing of uploads.
+        .target(name: "FerryHTTP", dependencies: ["CLibEvent", "CFerryHook"]),
+        // Uploads: contract, spool, queue, workers, pusher, retry. Knows nothing of HTTP.
+        .target(
+            name: "FerryCore",
+            dependencies: [.product(name: "Logging", package: "swift-log")]
+        ),
+        // The glue: routes HTTP requests to the upload service.
+        .target(
+            name: "FerryServer",
+            dependencies: [
+                "FerryHTTP", "FerryCore",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "ferry",
+            dependencies: [
+                "FerryServer", "FerryCore", "FerryHTTP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "FerryCoreTests", dependencies: ["FerryCore", "ferry"]),
+        .testTarget(name: "FerryIntegrationTests", dependencies: ["FerryCore"]),
+    ]
+)

@@ -1,0 +1,32 @@
+/// Delivers one task's file into its container. Called on worker threads; may block.
+public protocol Pusher: Sendable {
+    func push(_ task: UploadTask) -> PushResult
+}
+
+/// How one push attempt ended.
+public enum PushResult: Sendable, Equatable {
+    case delivered
+    case failed(PushFailure)
+}
+
+/// A failed push, classified.
+public struct PushFailure: Error, Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        /// Retrying cannot help (no such instance, bad target...).
+        case permanent
+        /// Might work later (daemon down, timeout, anything unrecognised).
+        case transient
+    }
+
+    public var kind: Kind
+    /// What went wrong, as Incus (or the system) said it.
+    public var message: String
+    /// The pusher's exit status, when a process ran and exited.
+    public var exitStatus: Int32?
+
+    public init(kind: Kind, message: String, exitStatus: Int32? = nil) {
+        self.kind = kind
+        self.message = message
+        self.exitStatus = exitStatus
+    }
+}

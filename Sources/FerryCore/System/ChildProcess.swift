@@ -1,0 +1,124 @@
+import Glibc
+
+/// What a finished child process left behind.
+public struct ProcessOutcome: Sendable, Equatable {
+    /// The exit status, or nil when a signal ended it.
+    public var exitStatus: Int32?
+    /// Whether Ferry killed it because it ran past its time limit.
+    public var timedOut: Bool
+    public var standardOutput: String
+    public var standardError: String
+}
+
+/// Runs a program with `posix_spawn`: an argv array (no shell), stdin from /dev/null,
+/// stdout and stderr captured, killed when it runs too long.
+///
+/// Every descriptor Ferry opens is close-on-exec, so the child gets only these three.
+public enum ChildProcess {
+    /// Runs `executable` (searched on PATH when it has no `/`) and waits for it.
+    ///
+    /// - Throws: ``SystemError`` when the program cannot be started.
+    public static func run(
+        _ executable: String, arguments: [String], timeout: Double
+    ) throws(SystemError) -> ProcessOutcome {
+        var output: [Int32] = [-1, -1]
+        var errors: [Int32] = [-1, -1]
+        // socketpair, unlike pipe, takes SOCK_CLOEXEC from Swift: close-on-exec is set
+        // atomically, so a push spawned by another worker cannot inherit these ends.
+        let kind = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        guard socketpair(AF_UNIX, kind, 0, &output) == 0 else {
+            throw SystemError(call: "socketpair", errno: errno)
+        }
+        guard socketpair(AF_UNIX, kind, 0, &errors) == 0 else {
+            Posix.close(output[0])
+            Posix.close(output[1])
+            throw SystemError(call: "socketpair", errno: errno)
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, output[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errors[1], 2)
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // The child starts with default signal dispositions and nothing blocked, whatever
+        // the server did with SIGPIPE or its signal mask.
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        sigaddset(&defaults, SIGPIPE)
+        sigaddset(&defaults, SIGTERM)
+        sigaddset(&defaults, SIGINT)
+        sigaddset(&defaults, SIGHUP)
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawnp(&pid, executable, &actions, &attributes, argv, environ)
+        Posix.close(output[1])
+        Posix.close(errors[1])
+        guard spawned == 0 else {
+            Posix.close(output[0])
+            Posix.close(errors[0])
+            throw SystemError(call: "posix_spawn \(executable)", errno: spawned)
+        }
+        let (standardOutput, standardError, timedOut) = collect(
+            output: output[0], errors: errors[0], pid: pid, timeout: timeout)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let exited = (status & 0x7f) == 0
+        return ProcessOutcome(
+            exitStatus: exited ? (status >> 8) & 0xff : nil, timedOut: timedOut,
+            standardOutput: standardOutput, standardError: standardError)
+    }
+
+    /// Reads both pipes until they close; kills the child if `timeout` passes first.
+    private static func collect(output: Int32, errors: Int32, pid: pid_t, timeout: Double)
+        -> (String, String, Bool)
+    {
+        defer {
+            Posix.close(output)
+            Posix.close(errors)
+        }
+        var captured: [[UInt8]] = [[], []]
+        var open = [true, true]
+        let descriptors = [output, errors]
+        let deadline = Monotonic.seconds() + timeout
+        var timedOut = false
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while open[0] || open[1] {
+            let remaining = deadline - Monotonic.seconds()
+            if remaining <= 0 {
+                kill(pid, SIGKILL)
+                timedOut = true
+                break
+            }
+            var polled = (0..<2).filter { open[$0] }.map {
+                pollfd(fd: descriptors[$0], events: Int16(POLLIN), revents: 0)
+            }
+            let ready = poll(&polled, nfds_t(polled.count), Int32(min(remaining * 1000 + 1, 60_000)))
+            if ready < 0 && errno != EINTR { break }
+            for entry in polled where entry.revents != 0 {
+                let index = entry.fd == output ? 0 : 1
+                let count = read(entry.fd, &chunk, chunk.count)
+                if count > 0 {
+                    // Keep the first 64 KiB: enough for any message, bounded for any child.
+                    if captured[index].count < 65536 { captured[index] += chunk[0..<count] }
+                } else if count == 0 || errno != EINTR {
+                    open[index] = false
+                }
+            }
+        }
+        return (
+            String(decoding: captured[0], as: UTF8.self), String(decoding: captured[1], as: UTF8.self),
+            timedOut
+        )
+    }
+}

@@ -1,0 +1,54 @@
+import Glibc
+
+/// System calls wrapped once: `EINTR` retried, `errno` turned into ``SystemError``.
+enum Posix {
+    static func open(_ path: String, _ flags: Int32, _ mode: mode_t = 0) throws(SystemError) -> Int32 {
+        while true {
+            let descriptor = Glibc.open(path, flags | O_CLOEXEC, mode)
+            if descriptor >= 0 { return descriptor }
+            if errno != EINTR { throw SystemError(call: "open \(path)", errno: errno) }
+        }
+    }
+
+    static func fsync(_ descriptor: Int32) throws(SystemError) {
+        while Glibc.fsync(descriptor) != 0 {
+            if errno != EINTR { throw SystemError(call: "fsync", errno: errno) }
+        }
+    }
+
+    static func close(_ descriptor: Int32) {
+        _ = Glibc.close(descriptor)
+    }
+
+    static func rename(_ from: String, _ to: String) throws(SystemError) {
+        if Glibc.rename(from, to) != 0 { throw SystemError(call: "rename \(from)", errno: errno) }
+    }
+
+    static func unlink(_ path: String) throws(SystemError) {
+        if Glibc.unlink(path) != 0 && errno != ENOENT {
+            throw SystemError(call: "unlink \(path)", errno: errno)
+        }
+    }
+
+    static func mkdir(_ path: String, _ mode: mode_t) throws(SystemError) {
+        if Glibc.mkdir(path, mode) != 0 && errno != EEXIST {
+            throw SystemError(call: "mkdir \(path)", errno: errno)
+        }
+    }
+
+    /// The names in directory `path`, without `.` and `..`.
+    static func listDirectory(_ path: String) throws(SystemError) -> [String] {
+        guard let directory = opendir(path) else {
+            throw SystemError(call: "opendir \(path)", errno: errno)
+        }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+}

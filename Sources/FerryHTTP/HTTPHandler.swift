@@ -1,0 +1,31 @@
+/// Decides, from the head alone, what happens to a request.
+///
+/// Called on the event loop's thread before any body byte is read (so before `100 Continue`).
+public protocol HTTPHandler: AnyObject {
+    func admit(_ head: HTTPRequestHead) -> HTTPAdmission
+}
+
+/// The outcome of judging a request head.
+public enum HTTPAdmission {
+    /// Answer now; the body is never read and the connection is closed after the answer.
+    case reject(HTTPResponse)
+    /// Read the body into `consumer`.
+    case accept(HTTPBodyConsumer)
+}
+
+/// What a consumer wants after a piece of body.
+public enum HTTPBodyVerdict {
+    case proceed
+    /// Stop reading, answer with this and close the connection.
+    case stop(HTTPResponse)
+}
+
+/// Receives one request's body as it arrives. All calls come on the loop's thread.
+public protocol HTTPBodyConsumer: AnyObject {
+    /// A piece of body arrived. Move what you keep out of `chunk` before returning.
+    func consume(_ chunk: BodyChunk) -> HTTPBodyVerdict
+    /// The whole body arrived. Call `respond` exactly once, from any thread.
+    func finish(respond: @escaping @Sendable (HTTPResponse) -> Void)
+    /// The body will never complete (client gone, malformed framing, size limit).
+    func abort(reason: String)
+}

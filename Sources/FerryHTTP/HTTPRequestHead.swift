@@ -1,0 +1,35 @@
+/// A request as known once its headers are parsed, before any body byte is read.
+public struct HTTPRequestHead: Sendable {
+    /// The method as sent (`GET`, `POST`, ...).
+    public var method: String
+    /// The path of the request target, without the query.
+    public var path: String
+    /// The query string after `?`, if any.
+    public var query: String?
+    /// Header fields in arrival order; names as sent.
+    public var headers: [(name: String, value: String)]
+    /// The peer's address as `host:port`.
+    public var peer: String
+
+    public init(
+        method: String, path: String, query: String?, headers: [(name: String, value: String)],
+        peer: String
+    ) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.peer = peer
+    }
+
+    /// All values of the header `name`, compared case-insensitively.
+    public func values(of name: String) -> [String] {
+        let wanted = name.lowercased()
+        return headers.compactMap { $0.name.lowercased() == wanted ? $0.value : nil }
+    }
+
+    /// The single value of header `name`, or nil if it is absent.
+    public func value(of name: String) -> String? {
+        values(of: name).first
+    }
+}

@@ -1,0 +1,227 @@
+import CFerryHook
+import CLibEvent
+import Glibc
+
+/// An HTTP/1.1 server on one ``EventLoop`` that streams request bodies to consumers.
+///
+/// All callbacks run on the loop's thread. The per-request state lives in `exchanges`,
+/// keyed by the `evhttp_request` pointer, and is removed exactly when libevent is done with
+/// the request (its on-complete callback), or when we answer a request whose client left.
+public final class HTTPServer: @unchecked Sendable {
+    /// The loop this server runs on.
+    public let loop: EventLoop
+    private let http: OpaquePointer
+    private let handler: HTTPHandler
+    private var listener: OpaquePointer?
+    private var exchanges: [OpaquePointer: Exchange] = [:]
+    private var requestsByConnection: [OpaquePointer: OpaquePointer] = [:]
+
+    /// Creates a server that asks `handler` about every request.
+    ///
+    /// - Parameters:
+    ///   - maxBodySize: libevent's own body limit, a backstop behind the handler's checks.
+    ///   - idleTimeout: seconds a connection may stay silent before it is closed.
+    public init(loop: EventLoop, handler: HTTPHandler, maxBodySize: UInt64, idleTimeout: Int32)
+        throws
+    {
+        guard let http = evhttp_new(loop.base) else {
+            throw HTTPServerError.eventLoop("evhttp_new failed")
+        }
+        self.loop = loop
+        self.http = http
+        self.handler = handler
+        evhttp_set_max_body_size(http, Int(clamping: maxBodySize))
+        evhttp_set_timeout(http, idleTimeout)
+        // Methods are judged by the handler in the header callback; evhttp's own check runs
+        // only after the body and would answer a second time.
+        evhttp_set_allowed_methods(http, UInt16.max)
+        evhttp_set_gencb(
+            http,
+            { request, argument in
+                guard let request, let argument else { return }
+                ServerRegistry.server(for: argument)?.bodyComplete(request)
+            }, UnsafeMutableRawPointer(http))
+        ServerRegistry.register(self, for: http)
+    }
+
+    deinit {
+        ServerRegistry.unregister(http)
+        evhttp_free(http)
+    }
+
+    /// Listens on `address` (`HOST:PORT`, `[V6]:PORT`; port 0 picks a free port).
+    ///
+    /// - Returns: the address actually bound, as `HOST:PORT`.
+    @discardableResult
+    public func listen(on address: String, backlog: Int32 = 1024) throws -> String {
+        guard var (storage, length) = SocketAddress.parse(address) else {
+            throw HTTPServerError.invalidAddress(address)
+        }
+        let flags = LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE
+        let made = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                evconnlistener_new_bind(loop.base, nil, nil, UInt32(flags), backlog, $0, length)
+            }
+        }
+        guard let made else {
+            throw HTTPServerError.bind(address: address, reason: String(cString: strerror(errno)))
+        }
+        guard evhttp_bind_listener(http, made) != nil else {
+            evconnlistener_free(made)
+            throw HTTPServerError.bind(address: address, reason: "evhttp_bind_listener failed")
+        }
+        listener = made
+        return SocketAddress.local(of: evconnlistener_get_fd(made)) ?? address
+    }
+
+    // MARK: - libevent callbacks
+
+    /// Gives a new request object the callbacks that make its body stream.
+    func decorate(_ request: OpaquePointer) {
+        evhttp_request_set_header_cb(request) { request, argument in
+            guard let request, let argument, let server = ServerRegistry.server(for: argument)
+            else { return -1 }
+            return server.headersComplete(request)
+        }
+        evhttp_request_set_chunked_cb(request) { request, argument in
+            guard let request, let argument else { return }
+            ServerRegistry.server(for: argument)?.bodyArrived(request)
+        }
+    }
+
+    private func headersComplete(_ request: OpaquePointer) -> Int32 {
+        let head = HTTPRequestHead(request: request)
+        let exchange = Exchange(request: request)
+        exchanges[request] = exchange
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        evhttp_request_set_on_complete_cb(
+            request,
+            { request, argument in
+                guard let request, let argument else { return }
+                Unmanaged<HTTPServer>.fromOpaque(argument).takeUnretainedValue().finished(request)
+            }, me)
+        if let connection = evhttp_request_get_connection(request) {
+            requestsByConnection[connection] = request
+            evhttp_connection_set_closecb(
+                connection,
+                { connection, argument in
+                    guard let connection, let argument else { return }
+                    Unmanaged<HTTPServer>.fromOpaque(argument).takeUnretainedValue()
+                        .connectionClosed(connection)
+                }, me)
+        }
+        switch handler.admit(head) {
+        case .reject(let response):
+            // No 100 Continue, and no reading of the body as a next request (smuggling).
+            evhttp_remove_header(evhttp_request_get_input_headers(request), "Expect")
+            send(response, to: exchange, closing: true)
+        case .accept(let consumer):
+            exchange.consumer = consumer
+        }
+        return 0
+    }
+
+    private func bodyArrived(_ request: OpaquePointer) {
+        guard let exchange = exchanges[request], exchange.state == .streaming,
+            let consumer = exchange.consumer
+        else { return }
+        let chunk = BodyChunk(buffer: evhttp_request_get_input_buffer(request))
+        if case .stop(let response) = consumer.consume(chunk) {
+            exchange.consumer = nil
+            send(response, to: exchange, closing: true)
+        }
+    }
+
+    private func bodyComplete(_ request: OpaquePointer) {
+        guard let exchange = exchanges[request] else {
+            // Every request passes the header callback first; reaching here means libevent
+            // built a request without our hook. Answer rather than leak the request.
+            evhttp_send_reply(request, 500, nil, nil)
+            return
+        }
+        guard exchange.state == .streaming, let consumer = exchange.consumer else { return }
+        exchange.state = .finishing
+        consumer.finish { [loop] response in
+            loop.execute { self.send(response, to: exchange, closing: false) }
+        }
+    }
+
+    /// libevent is done with `request` (the answer was written, or libevent answered on its
+    /// own, e.g. 413 from its size limit or 400 for broken chunk framing).
+    private func finished(_ request: OpaquePointer) {
+        guard let exchange = exchanges.removeValue(forKey: request) else { return }
+        if let connection = evhttp_request_get_connection(request) {
+            requestsByConnection[connection] = nil
+            evhttp_connection_set_closecb(connection, nil, nil)
+        }
+        if exchange.state == .streaming, let consumer = exchange.consumer {
+            consumer.abort(reason: "the request ended before its body was complete")
+        }
+    }
+
+    /// The client went away (or the idle timeout struck) before we answered.
+    private func connectionClosed(_ connection: OpaquePointer) {
+        guard let request = requestsByConnection.removeValue(forKey: connection),
+            let exchange = exchanges[request]
+        else { return }
+        switch exchange.state {
+        case .streaming:
+            // libevent detached the request from the dying connection; it is ours to free,
+            // which evhttp_send_reply does for a request without a connection.
+            exchange.consumer?.abort(reason: "the client closed the connection mid-body")
+            exchange.consumer = nil
+            exchange.connectionLost = true
+            loop.execute { self.send(HTTPResponse(status: 400), to: exchange, closing: true) }
+        case .finishing:
+            // The body is complete and being committed; the answer will free the request.
+            exchange.connectionLost = true
+        case .answered:
+            // The answer was being written; libevent frees the request with the connection.
+            exchanges[request] = nil
+        }
+    }
+
+    private func send(_ response: HTTPResponse, to exchange: Exchange, closing: Bool) {
+        guard exchange.state != .answered else { return }
+        exchange.state = .answered
+        let request = exchange.request
+        if exchange.connectionLost {
+            exchanges[request] = nil
+            evhttp_send_reply(request, Int32(response.status), nil, nil)
+            return
+        }
+        let output = evhttp_request_get_output_headers(request)
+        for (name, value) in response.headers {
+            evhttp_add_header(output, name, value)
+        }
+        if closing {
+            evhttp_add_header(output, "Connection", "close")
+        }
+        let body = evbuffer_new()
+        defer { evbuffer_free(body) }
+        response.body.withUnsafeBytes { _ = evbuffer_add(body, $0.baseAddress, $0.count) }
+        evhttp_send_reply(request, Int32(response.status), nil, body)
+    }
+}
+
+/// One request's state on the server side. Touched only on the loop's thread; it crosses
+/// threads only inside closures that ``EventLoop/execute(_:)`` runs back on that thread.
+final class Exchange: @unchecked Sendable {
+    enum State {
+        /// Body bytes are being read (or will be).
+        case streaming
+        /// The body is complete; the consumer is preparing the answer.
+        case finishing
+        /// The answer was handed to libevent.
+        case answered
+    }
+
+    let request: OpaquePointer
+    var state = State.streaming
+    var consumer: HTTPBodyConsumer?
+    var connectionLost = false
+
+    init(request: OpaquePointer) {
+        self.request = request
+    }
+}

@@ -1,0 +1,136 @@
+import ArgumentParser
+import FerryCore
+import FerryServer
+import Logging
+
+/// `ferry`: the upload endpoint that delivers files into Incus containers.
+@main
+struct FerryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ferry",
+        abstract: "Accept file uploads over HTTP and deliver them into Incus containers.",
+        discussion: """
+            POST /upload with the file as the body and the headers X-Container-Name, \
+            X-File-Path (absolute; a trailing / means "into this directory") and optionally \
+            X-Host-Path, X-File-Mode, X-File-Uid, X-File-Gid, X-Create-Dirs. Ferry streams the \
+            body to the spool, answers 202 once it is on disk, and runs `incus file push` \
+            in the background, retrying transient failures.
+
+            Sizes accept K, M, G suffixes (binary: 1K = 1024). Durations accept seconds \
+            (1, 0.5) or suffixed values (500ms, 2s, 1m, 1h).
+            """
+    )
+
+    @Option(help: ArgumentHelp("Address to listen on, HOST:PORT (port 0 picks one).", valueName: "host:port"))
+    var listen = "127.0.0.1:8080"
+
+    @Option(
+        help: ArgumentHelp(
+            "Directory for upload bytes until they are delivered (created 0700).", valueName: "dir"))
+    var spool = "/var/spool/ferry"
+
+    @Option(help: ArgumentHelp("The incus client: a path, or a name looked up on PATH.", valueName: "path"))
+    var incus = "incus"
+
+    @Option(help: "Pushes run at the same time.")
+    var workers = 4
+
+    @Option(help: "Uploads accepted but not yet delivered (or failed); more are refused with 503.")
+    var queueCapacity = 1000
+
+    @Option(help: ArgumentHelp("Largest body accepted; larger ones get 413.", valueName: "size"))
+    var maxBodySize: ByteSize = ByteSize(bytes: 1 << 30)
+
+    @Option(
+        help: ArgumentHelp(
+            "Time one `incus file push` may take before it is killed and retried.", valueName: "duration"))
+    var pushTimeout: Seconds = Seconds(value: 300)
+
+    @Option(help: "Push attempts per upload in all, the first included.")
+    var maxAttempts = 5
+
+    @Option(
+        help: ArgumentHelp(
+            "Backoff ceiling after the first failed attempt; it doubles per attempt (full jitter).",
+            valueName: "duration"))
+    var retryBase: Seconds = Seconds(value: 1)
+
+    @Option(help: ArgumentHelp("Longest wait between attempts.", valueName: "duration"))
+    var retryMax: Seconds = Seconds(value: 60)
+
+    @Option(
+        help: ArgumentHelp("Time a connection may stay silent before it is closed.", valueName: "duration"))
+    var idleTimeout: Seconds = Seconds(value: 60)
+
+    @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))
+    var logLevel: Logger.Level = .info
+
+    func validate() throws {
+        guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
+        guard queueCapacity >= 1 else { throw ValidationError("--queue-capacity must be at least 1") }
+        guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
+        guard idleTimeout.value >= 1 else { throw ValidationError("--idle-timeout must be at least 1s") }
+        guard pushTimeout.value > 0 else { throw ValidationError("--push-timeout must be above 0") }
+    }
+
+    func run() throws {
+        let level = logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var settings = FerryConfiguration()
+        settings.listen = listen
+        settings.spoolDirectory = spool
+        settings.incus = incus
+        settings.workers = workers
+        settings.queueCapacity = queueCapacity
+        settings.maxBodySize = maxBodySize.bytes
+        settings.pushTimeout = pushTimeout.value
+        settings.retryPolicy = RetryPolicy(
+            maxAttempts: maxAttempts, base: retryBase.value, cap: retryMax.value)
+        settings.idleTimeout = Int32(max(1, idleTimeout.value.rounded()))
+        let logger = Logger(label: "ferry")
+        do {
+            try FerryService(configuration: settings, logger: logger).run()
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// A `--max-body-size` style value.
+struct ByteSize: ExpressibleByArgument {
+    var bytes: UInt64
+
+    init(bytes: UInt64) {
+        self.bytes = bytes
+    }
+
+    init?(argument: String) {
+        guard let bytes = ByteCount.parse(argument) else { return nil }
+        self.bytes = bytes
+    }
+
+    var defaultValueDescription: String { "\(bytes)" }
+}
+
+/// A `--push-timeout` style value.
+struct Seconds: ExpressibleByArgument {
+    var value: Double
+
+    init(value: Double) {
+        self.value = value
+    }
+
+    init?(argument: String) {
+        guard let value = TimeSpan.parse(argument) else { return nil }
+        self.value = value
+    }
+
+    var defaultValueDescription: String { "\(value)s" }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
