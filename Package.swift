@@ -45,7 +45,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "FerryCoreTests", dependencies: ["FerryCore", "ferry"]),
+        .testTarget(name: "FerryCoreTests", dependencies: ["FerryCore", "FerryServer"]),
         .testTarget(name: "FerryIntegrationTests", dependencies: ["FerryCore"]),
     ]
 )

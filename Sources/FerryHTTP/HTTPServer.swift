@@ -160,29 +160,33 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     /// The client went away (or the idle timeout struck) before we answered.
+    ///
+    /// Who frees the request depends on whether libevent ever presented it to "the user":
+    /// mid-body it has not (its `userdone` is still set), so libevent frees it right after
+    /// this callback; once the body is complete it detaches the request from the dying
+    /// connection, and the request is freed by our one `evhttp_send_reply`.
     private func connectionClosed(_ connection: OpaquePointer) {
         guard let request = requestsByConnection.removeValue(forKey: connection),
             let exchange = exchanges[request]
         else { return }
-        switch exchange.state {
-        case .streaming:
-            // libevent detached the request from the dying connection; it is ours to free,
-            // which evhttp_send_reply does for a request without a connection.
+        let detached = evhttp_request_get_connection(request) == nil
+        if exchange.state == .streaming {
             exchange.consumer?.abort(reason: "the client closed the connection mid-body")
             exchange.consumer = nil
+        }
+        if detached {
             exchange.connectionLost = true
-            loop.execute { self.send(HTTPResponse(status: 400), to: exchange, closing: true) }
-        case .finishing:
-            // The body is complete and being committed; the answer will free the request.
-            exchange.connectionLost = true
-        case .answered:
-            // The answer was being written; libevent frees the request with the connection.
+            if exchange.state == .streaming {
+                send(HTTPResponse(status: 400), to: exchange, closing: true)
+            }
+        } else {
             exchanges[request] = nil
+            exchange.state = .released
         }
     }
 
     private func send(_ response: HTTPResponse, to exchange: Exchange, closing: Bool) {
-        guard exchange.state != .answered else { return }
+        guard exchange.state != .answered, exchange.state != .released else { return }
         exchange.state = .answered
         let request = exchange.request
         if exchange.connectionLost {
@@ -214,6 +218,8 @@ final class Exchange: @unchecked Sendable {
         case finishing
         /// The answer was handed to libevent.
         case answered
+        /// libevent freed the request (its connection died); it must not be touched.
+        case released
     }
 
     let request: OpaquePointer

@@ -9,7 +9,7 @@ public final class Spool: Sendable {
     static let partialSuffix = ".part"
     static let completeSuffix = ".data"
 
-    /// Opens (creating, mode 0700) the spool directory and deletes partial uploads left by
+    /// Opens (creating it 0700, and its parents) the spool directory and deletes partial uploads left by
     /// a previous process: they were never acknowledged.
     ///
     /// - Throws: ``SystemError`` when the directory cannot be made or read.
@@ -17,7 +17,7 @@ public final class Spool: Sendable {
         let trimmed =
             directory.count > 1 && directory.hasSuffix("/") ? String(directory.dropLast()) : directory
         self.directory = trimmed
-        try Posix.mkdir(trimmed, 0o700)
+        try Posix.makeDirectories(trimmed, 0o700)
         for name in try Posix.listDirectory(trimmed) where name.hasSuffix(Self.partialSuffix) {
             try Posix.unlink("\(trimmed)/\(name)")
         }

@@ -36,6 +36,16 @@ enum Posix {
         }
     }
 
+    /// Creates `path` and any missing parents (parents 0755, `path` itself `mode`).
+    static func makeDirectories(_ path: String, _ mode: mode_t) throws(SystemError) {
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for segment in path.split(separator: "/").dropLast() {
+            prefix += "/" + segment
+            try mkdir(prefix, 0o755)
+        }
+        try mkdir(path, mode)
+    }
+
     /// The names in directory `path`, without `.` and `..`.
     static func listDirectory(_ path: String) throws(SystemError) -> [String] {
         guard let directory = opendir(path) else {

@@ -1,0 +1,27 @@
+# Ferry: see README.md. Every target installs what it needs on Debian 12.
+SWIFT_FORMAT_PATHS = Package.swift Sources Tests
+
+.PHONY: all build run test lint format deps clean
+
+all: build
+
+deps:
+	scripts/install-deps.sh
+
+build: deps
+	swift build -c release --product ferry
+
+run:
+	scripts/run.sh
+
+test:
+	scripts/test.sh
+
+lint:
+	swift format lint --strict -r $(SWIFT_FORMAT_PATHS)
+
+format:
+	swift format format -i -r $(SWIFT_FORMAT_PATHS)
+
+clean:
+	rm -rf .build .run

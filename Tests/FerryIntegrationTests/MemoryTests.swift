@@ -1,0 +1,40 @@
+import XCTest
+
+/// Bodies stream to disk: Ferry's memory does not grow with the size of an upload.
+final class MemoryTests: XCTestCase {
+    private static let size = 2 << 30
+    private static let limit = 32 << 20
+
+    private func upload(chunked: Bool, path: String) throws {
+        let ferry = try FerryProcess(arguments: ["--max-body-size", "3G"])
+        let client = try RawHTTPClient(port: ferry.port, timeout: 300)
+        let framing = chunked ? ("Transfer-Encoding", "chunked") : ("Content-Length", String(Self.size))
+        try client.sendHead("POST", "/upload", [("X-Container-Name", "c1"), ("X-File-Path", path), framing])
+        // Generated, not stored: 1 MiB of random bytes sent 2048 times.
+        let block = randomBytes(1 << 20)
+        for _ in 0..<(Self.size / block.count) {
+            if chunked { try client.sendChunk(block) } else { try client.send(block) }
+        }
+        if chunked { try client.sendLastChunk() }
+        let response = try client.readResponse()
+
+        XCTAssertEqual(response.status, 202)
+        XCTAssertEqual(response.json["bytes"] as? Int, Self.size)
+        let peak = try ferry.peakResidentBytes()
+        XCTAssertLessThanOrEqual(peak, Self.limit, "peak RSS \(peak >> 20) MiB during a 2 GiB upload")
+        print("peak RSS during a 2 GiB \(chunked ? "chunked" : "Content-Length") upload: \(peak >> 10) KiB")
+        XCTAssertTrue(
+            try ferry.waitForSettlement(of: Uploads.taskID(response), timeout: 300).contains(
+                "outcome=delivered"))
+        XCTAssertTrue(try Incus.stat(container: "c1", path: path).hasSuffix(" \(Self.size)"))
+        try Incus.remove(container: "c1", path: path)
+    }
+
+    func testTwoGiBContentLengthUploadStaysUnder32MiB() throws {
+        try upload(chunked: false, path: "/tmp/big-content-length.bin")
+    }
+
+    func testTwoGiBChunkedUploadStaysUnder32MiB() throws {
+        try upload(chunked: true, path: "/tmp/big-chunked.bin")
+    }
+}

@@ -1,0 +1,155 @@
+import Foundation
+import XCTest
+
+/// A real `ferry` process on a free loopback port with its own spool, for one test.
+final class FerryProcess {
+    let process = Process()
+    let spool: URL
+    private(set) var address = ""
+    private let log = LogLines()
+    private var stopped = false
+
+    /// Starts Ferry and waits until it says where it listens.
+    init(arguments: [String] = [], spool: URL? = nil) throws {
+        guard let binary = ProcessInfo.processInfo.environment["FERRY_BIN"] else {
+            throw TestSetupError("FERRY_BIN is not set: run the tests with `make test`")
+        }
+        self.spool =
+            spool
+            ?? URL(fileURLWithPath: NSTemporaryDirectory())
+            .appendingPathComponent("ferry-test-\(UUID().uuidString)/spool")
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["--listen", "127.0.0.1:0", "--spool", self.spool.path] + arguments
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        let log = self.log
+        errors.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            if data.isEmpty {
+                handle.readabilityHandler = nil
+                log.close()
+            } else {
+                log.append(data)
+            }
+        }
+        try process.run()
+        let line = try waitForLog(containing: "listening", timeout: 20)
+        guard let range = line.range(of: #"address=\S+"#, options: .regularExpression) else {
+            throw TestSetupError("no address in: \(line)")
+        }
+        address = String(line[range].dropFirst("address=".count))
+    }
+
+    deinit {
+        stop()
+    }
+
+    /// The port Ferry listens on.
+    var port: UInt16 { UInt16(address.split(separator: ":").last!)! }
+
+    /// Sends SIGTERM and waits for the process to end.
+    func stop() {
+        guard !stopped else { return }
+        stopped = true
+        let pid = process.processIdentifier
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    }
+
+    /// The first log line (present or future) that contains every fragment.
+    @discardableResult
+    func waitForLog(containing fragments: String..., timeout: Double = 30) throws -> String {
+        if let line = log.wait(timeout: timeout, for: { line in fragments.allSatisfy(line.contains) }) {
+            return line
+        }
+        throw TestSetupError(
+            "no log line with \(fragments) within \(timeout)s; log so far:\n\(log.all.suffix(30).joined(separator: "\n"))"
+        )
+    }
+
+    /// Every log line so far that contains every fragment.
+    func logLines(containing fragments: String...) -> [String] {
+        log.all.filter { line in fragments.allSatisfy(line.contains) }
+    }
+
+    /// Waits until the task's delivery ended (delivered or failed for good) and returns that line.
+    @discardableResult
+    func waitForSettlement(of task: String, timeout: Double = 60) throws -> String {
+        try waitForLogMatching(timeout: timeout) { line in
+            line.contains("task=\(task)")
+                && (line.contains("outcome=delivered") || line.contains("delivery failed"))
+        }
+    }
+
+    func waitForLogMatching(timeout: Double, _ predicate: @escaping (String) -> Bool) throws -> String {
+        if let line = log.wait(timeout: timeout, for: predicate) { return line }
+        throw TestSetupError(
+            "no matching log line within \(timeout)s; log:\n\(log.all.suffix(30).joined(separator: "\n"))")
+    }
+
+    /// The names in the spool directory.
+    func spoolContents() throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: spool.path).sorted()
+    }
+
+    /// Peak resident set size of the process so far, in bytes (VmHWM).
+    func peakResidentBytes() throws -> Int {
+        let status = try String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }!
+        let kilobytes = Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])!
+        return kilobytes * 1024
+    }
+}
+
+/// Log lines of a child process, with waiting for one to appear.
+final class LogLines: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var lines: [String] = []
+    private var partial = Data()
+    private var closed = false
+
+    func append(_ data: Data) {
+        condition.lock()
+        partial.append(data)
+        while let newline = partial.firstIndex(of: 0x0a) {
+            lines.append(String(decoding: partial[partial.startIndex..<newline], as: UTF8.self))
+            partial.removeSubrange(partial.startIndex...newline)
+        }
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func close() {
+        condition.lock()
+        closed = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    var all: [String] {
+        condition.lock()
+        defer { condition.unlock() }
+        return lines
+    }
+
+    func wait(timeout: Double, for predicate: (String) -> Bool) -> String? {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        condition.lock()
+        defer { condition.unlock() }
+        var checked = 0
+        while true {
+            while checked < lines.count {
+                if predicate(lines[checked]) { return lines[checked] }
+                checked += 1
+            }
+            if closed || !condition.wait(until: deadline) { return nil }
+        }
+    }
+}
+
+struct TestSetupError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

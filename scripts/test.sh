@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# `make test`: a private Incus daemon with test containers, a build, `swift test`, and the
+# daemon stopped again whatever happened.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+scripts/install-deps.sh
+
+export INCUS_DIR=${FERRY_TEST_INCUS_DIR:-/tmp/ferry-test-incus}
+scripts/incus-env.sh stop "$INCUS_DIR" 2>/dev/null || true
+rm -rf "$INCUS_DIR"
+trap 'scripts/incus-env.sh stop "$INCUS_DIR" || true' EXIT
+scripts/incus-env.sh start "$INCUS_DIR" c1 c2
+
+swift build --build-tests
+export FERRY_BIN="$root/.build/debug/ferry"
+export FERRY_INCUS_ENV="$root/scripts/incus-env.sh"
+swift test --skip-build "$@"
