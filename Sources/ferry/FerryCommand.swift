@@ -63,7 +63,7 @@ struct FerryCommand: ParsableCommand {
     var idleTimeout: Seconds = Seconds(value: 60)
 
     @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))
-    var logLevel: Logger.Level = .info
+    var logLevel = "info"
 
     func validate() throws {
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
@@ -71,10 +71,14 @@ struct FerryCommand: ParsableCommand {
         guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
         guard idleTimeout.value >= 1 else { throw ValidationError("--idle-timeout must be at least 1s") }
         guard pushTimeout.value > 0 else { throw ValidationError("--push-timeout must be above 0") }
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError(
+                "--log-level must be one of: trace, debug, info, notice, warning, error, critical")
+        }
     }
 
     func run() throws {
-        let level = logLevel
+        let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
@@ -132,5 +136,3 @@ struct Seconds: ExpressibleByArgument {
 
     var defaultValueDescription: String { "\(value)s" }
 }
-
-extension Logger.Level: @retroactive ExpressibleByArgument {}
