@@ -16,4 +16,4 @@ scripts/incus-env.sh start "$INCUS_DIR" c1 c2
 swift build --build-tests
 export FERRY_BIN="$root/.build/debug/ferry"
 export FERRY_INCUS_ENV="$root/scripts/incus-env.sh"
-swift test --skip-build "$@"
+swift test --skip-build --disable-swift-testing "$@"
