@@ -74,6 +74,16 @@ public final class HTTPServer: @unchecked Sendable {
         return SocketAddress.local(of: evconnlistener_get_fd(made)) ?? address
     }
 
+    /// Closes the listening socket: no new connections. Call on the loop's thread.
+    public func stopAccepting() {
+        if let listener { evconnlistener_disable(listener) }
+    }
+
+    /// Requests whose body is being read or whose answer is being prepared.
+    public var requestsInProgress: Int {
+        exchanges.values.filter { $0.state == .streaming || $0.state == .finishing }.count
+    }
+
     // MARK: - libevent callbacks
 
     /// Gives a new request object the callbacks that make its body stream.

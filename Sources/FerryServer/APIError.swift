@@ -9,7 +9,13 @@ enum APIError: Error {
     case contract(ContractViolation)
     case badFraming(String)
     case bodyTooLarge(limit: UInt64)
-    case queueFull
+    case queueFull(limit: Int)
+    case spoolFull(limit: UInt64)
+    case shuttingDown
+    case unknownTask(String)
+    case wrongState(id: String, state: String, allowed: [String])
+    case idempotencyKeyInProgress
+    case badQuery(String)
     case insufficientStorage(String)
     case serverFault(String)
 
@@ -19,7 +25,10 @@ enum APIError: Error {
         case .methodNotAllowed: 405
         case .contract, .badFraming: 400
         case .bodyTooLarge: 413
-        case .queueFull: 503
+        case .queueFull, .spoolFull, .shuttingDown: 503
+        case .unknownTask: 404
+        case .wrongState, .idempotencyKeyInProgress: 409
+        case .badQuery: 400
         case .insufficientStorage: 507
         case .serverFault: 500
         }
@@ -35,6 +44,12 @@ enum APIError: Error {
         case .badFraming: "bad_framing"
         case .bodyTooLarge: "body_too_large"
         case .queueFull: "queue_full"
+        case .spoolFull: "spool_full"
+        case .shuttingDown: "shutting_down"
+        case .unknownTask: "unknown_task"
+        case .wrongState: "wrong_state"
+        case .idempotencyKeyInProgress: "idempotency_key_in_progress"
+        case .badQuery: "bad_query"
         case .insufficientStorage: "insufficient_storage"
         case .serverFault: "internal_error"
         }
@@ -48,7 +63,14 @@ enum APIError: Error {
         case .contract(let violation): violation.description
         case .badFraming(let reason): reason
         case .bodyTooLarge(let limit): "the body is larger than the limit of \(limit) bytes"
-        case .queueFull: "the delivery queue is full; retry later"
+        case .queueFull(let limit): "\(limit) uploads are waiting for delivery; retry later"
+        case .spoolFull(let limit): "the spool holds its limit of \(limit) bytes; retry later"
+        case .shuttingDown: "the server is shutting down; retry later"
+        case .unknownTask(let id): "no task \(ContractViolation.quoted(id))"
+        case .wrongState(let id, let state, let allowed):
+            "task \(id) is \(state); this needs \(allowed.joined(separator: " or "))"
+        case .idempotencyKeyInProgress: "an upload with this Idempotency-Key is still being received"
+        case .badQuery(let reason): reason
         case .insufficientStorage(let reason): "the spool has no room: \(reason)"
         case .serverFault: "the server failed; the upload was not accepted"
         }
@@ -58,7 +80,7 @@ enum APIError: Error {
         var headers: [(name: String, value: String)] = [("Content-Type", "application/json")]
         switch self {
         case .methodNotAllowed(let allowed): headers.append(("Allow", allowed))
-        case .queueFull: headers.append(("Retry-After", "5"))
+        case .queueFull, .spoolFull, .shuttingDown: headers.append(("Retry-After", "5"))
         default: break
         }
         let body = JSON.encode(["error": code, "detail": detail])

@@ -1,9 +1,10 @@
+import Dispatch
 import FerryCore
 import FerryHTTP
 import Glibc
 import Logging
 
-/// A whole Ferry process: event loop, HTTP server, spool, queue and workers, started and
+/// A whole Ferry process: event loop, HTTP server, spool, tasks and workers, started and
 /// stopped as one.
 public final class FerryService {
     private let configuration: FerryConfiguration
@@ -14,7 +15,10 @@ public final class FerryService {
         self.logger = logger
     }
 
-    /// Starts everything and serves until SIGINT or SIGTERM.
+    /// Starts everything and serves until SIGINT or SIGTERM, then shuts down gracefully:
+    /// no new connections or requests, uploads in progress may finish, running pushes may
+    /// finish, all until `--shutdown-timeout`; what was accepted and not delivered is taken
+    /// up again by the next start.
     ///
     /// - Throws: when a part cannot start (address in use, spool unwritable, no streaming).
     public func run() throws {
@@ -25,43 +29,71 @@ public final class FerryService {
         logger.debug("request streaming verified")
 
         let spool = try Spool(directory: configuration.spoolDirectory)
-        let queue = DeliveryQueue(capacity: configuration.queueCapacity)
         let pusher = IncusPusher(executable: configuration.incus, timeout: configuration.pushTimeout)
-        let logger = self.logger
-        let pool = WorkerPool(
-            queue: queue, pusher: pusher, workers: configuration.workers,
-            retryPolicy: configuration.retryPolicy, logger: logger
-        ) { task, _ in
-            // Failed uploads are not kept yet (dead letters come with the durable task store).
-            do {
-                try spool.remove(id: task.id)
-            } catch {
-                logger.error(
-                    "cannot remove spool file", metadata: ["task": "\(task.id)", "error": "\(error)"])
-            }
-        }
-        pool.start()
+        let service = DeliveryService(
+            spool: spool, pusher: pusher, settings: configuration.delivery, logger: logger)
+        _ = try service.start()
+        let collector = collectGarbage(of: service)
 
-        let endpoint = UploadEndpoint(
-            configuration: configuration, spool: spool, queue: queue, logger: logger)
+        let router = FerryRouter(configuration: configuration, service: service, logger: logger)
         let server = try HTTPServer(
-            loop: loop, handler: endpoint, maxBodySize: configuration.maxBodySize,
+            loop: loop, handler: router, maxBodySize: configuration.maxBodySize,
             idleTimeout: configuration.idleTimeout)
         let address = try server.listen(on: configuration.listen)
+        let settings = configuration.delivery
         logger.notice(
             "listening",
             metadata: [
-                "address": "\(address)", "spool": "\(spool.directory)", "workers": "\(configuration.workers)",
-                "queue_capacity": "\(configuration.queueCapacity)",
+                "address": "\(address)", "spool": "\(spool.directory)", "workers": "\(settings.workers)",
+                "queue_capacity": "\(settings.queueCapacity)",
                 "max_body_size": "\(configuration.maxBodySize)",
+                "fsync": "\(settings.durable)",
             ])
+
+        var deadline = Double.infinity
         for number in [SIGINT, SIGTERM] {
-            loop.onSignal(number) {
-                logger.notice("stopping", metadata: ["signal": "\(number)"])
-                loop.stop()
+            loop.onSignal(number) { [logger, configuration] in
+                guard deadline == .infinity else { return }
+                deadline = Monotonic.seconds() + configuration.shutdownTimeout
+                logger.notice(
+                    "stopping",
+                    metadata: ["signal": "\(number)", "in_progress": "\(server.requestsInProgress)"])
+                server.stopAccepting()
+                router.draining = true
+                Self.stopWhenIdle(server, loop: loop, deadline: deadline)
             }
         }
         loop.run()
-        withExtendedLifetime((server, endpoint, pool)) {}
+        collector.cancel()
+        let clean = service.shutdown(deadline: deadline)
+        logger.notice(
+            "stopped",
+            metadata: [
+                "uploads_cut_off": "\(server.requestsInProgress)",
+                "pushes_cut_off": "\(clean ? "none" : "some")",
+            ])
+        withExtendedLifetime((server, router)) {}
+    }
+
+    /// Stops the loop once no request is in progress, or at the deadline.
+    private static func stopWhenIdle(_ server: HTTPServer, loop: EventLoop, deadline: Double) {
+        if server.requestsInProgress == 0 || Monotonic.seconds() >= deadline {
+            loop.stop()
+            return
+        }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.02) {
+            loop.execute { stopWhenIdle(server, loop: loop, deadline: deadline) }
+        }
+    }
+
+    /// Forgets finished tasks past the retention, checking every minute (or sooner when
+    /// the retention is short).
+    private func collectGarbage(of service: DeliveryService) -> DispatchSourceTimer {
+        let period = max(0.5, min(60, configuration.delivery.retention / 4))
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "ferry.garbage"))
+        timer.schedule(deadline: .now() + period, repeating: period)
+        timer.setEventHandler { service.collectGarbage() }
+        timer.resume()
+        return timer
     }
 }

@@ -1,33 +1,38 @@
-import Dispatch
 import FerryCore
 import FerryHTTP
 import Logging
 
-/// One upload body on its way to the spool: written as it arrives, synced off the event
-/// loop, then queued for delivery and answered with 202.
+/// One upload body on its way to the spool: written as it arrives, made durable off the
+/// event loop by the group committer, then queued for delivery and answered with 202.
 final class UploadStream: HTTPBodyConsumer {
     /// Bytes gathered before one vectored write: large enough to make the syscall cost
     /// vanish, small enough to keep memory flat.
     static let writeBatch = 256 * 1024
-    private static let committer = DispatchQueue(label: "ferry.commit", attributes: .concurrent)
 
     private let request: UploadRequest
     private let file: SpoolFile
-    private let queue: DeliveryQueue
+    private let service: DeliveryService
+    private let idempotencyKey: String?
+    private let announced: Bool
     private let maxBodySize: UInt64
     private let logger: Logger
     private let started: Double
     private let peer: String
     private let pending = BodyBuffer()
+    private var reservedBytes: UInt64
     private var received: UInt64 = 0
 
     init(
-        request: UploadRequest, file: SpoolFile, queue: DeliveryQueue, maxBodySize: UInt64,
-        logger: Logger, started: Double, peer: String
+        request: UploadRequest, file: SpoolFile, service: DeliveryService, reservedBytes: UInt64,
+        announced: Bool, idempotencyKey: String?, maxBodySize: UInt64, logger: Logger, started: Double,
+        peer: String
     ) {
         self.request = request
         self.file = file
-        self.queue = queue
+        self.service = service
+        self.reservedBytes = reservedBytes
+        self.announced = announced
+        self.idempotencyKey = idempotencyKey
         self.maxBodySize = maxBodySize
         self.logger = logger
         self.started = started
@@ -35,9 +40,17 @@ final class UploadStream: HTTPBodyConsumer {
     }
 
     func consume(_ chunk: BodyChunk) -> HTTPBodyVerdict {
-        received += UInt64(chunk.count)
+        let count = UInt64(chunk.count)
+        received += count
         if received > maxBodySize {
             return .stop(refuse(.bodyTooLarge(limit: maxBodySize)))
+        }
+        if !announced {
+            // A chunked body reserves spool bytes as they come.
+            guard service.capacity.grow(by: count) else {
+                return .stop(refuse(.spoolFull(limit: service.capacity.maxBytes ?? 0)))
+            }
+            reservedBytes += count
         }
         pending.append(chunk)
         if pending.count >= Self.writeBatch, let failure = flush() {
@@ -51,22 +64,63 @@ final class UploadStream: HTTPBodyConsumer {
             respond(refuse(failure))
             return
         }
-        let task = UploadTask(id: file.id, request: request, sourcePath: file.completePath, bytes: received)
-        let commit = Commit(
-            task: task, file: file, queue: queue, logger: logger, started: started, peer: peer,
-            answer: accepted(task), respond: respond)
-        Self.committer.async { commit.run() }
+        let service = self.service
+        let logger = self.logger
+        let started = self.started
+        let peer = self.peer
+        let reservedBytes = self.reservedBytes
+        let idempotencyKey = self.idempotencyKey
+        let id = file.id
+        service.accept(
+            file, request: request, bytes: received, idempotencyKey: idempotencyKey, requestID: nil
+        ) { result in
+            switch result {
+            case .success(let record):
+                logger.info(
+                    "upload accepted",
+                    metadata: [
+                        "task": "\(record.id)", "container": "\(record.request.container)",
+                        "destination": "\(record.request.path)", "bytes": "\(record.bytes)", "status": "202",
+                        "duration": "\(Monotonic.format(Monotonic.seconds() - started))s", "peer": "\(peer)",
+                    ])
+                respond(Self.accepted(record))
+            case .failure(let error):
+                service.capacity.cancel(bytes: reservedBytes)
+                if let idempotencyKey { service.store.release(idempotencyKey: idempotencyKey) }
+                logger.error("cannot commit upload", metadata: ["task": "\(id)", "error": "\(error)"])
+                let failure: APIError =
+                    error.isNoSpace
+                    ? .insufficientStorage(error.description) : .serverFault(error.description)
+                respond(failure.response)
+            }
+        }
     }
 
     func abort(reason: String) {
-        file.discard()
-        queue.cancelReservation()
+        giveBack()
         logger.info(
             "upload aborted",
             metadata: [
                 "task": "\(file.id)", "container": "\(request.container)", "destination": "\(request.path)",
                 "bytes": "\(received)", "reason": "\(reason)", "peer": "\(peer)",
             ])
+    }
+
+    /// The 202 answer for a task (also repeated for a known `Idempotency-Key`).
+    static func accepted(_ record: TaskRecord) -> HTTPResponse {
+        struct Accepted: Encodable {
+            var id, container, path: String
+            var bytes: UInt64
+            var status = "queued"
+            var message: String
+        }
+        let body = Accepted(
+            id: record.id, container: record.request.container, path: record.request.path,
+            bytes: record.bytes,
+            message:
+                "File '\(record.request.fileName)' queued for processing on container '\(record.request.container)'."
+        )
+        return JSON.response(202, body, headers: [("Location", "/tasks/\(record.id)")])
     }
 
     /// Writes what is gathered; on failure says how to answer.
@@ -82,10 +136,9 @@ final class UploadStream: HTTPBodyConsumer {
         }
     }
 
-    /// Gives up on this upload mid-body: the partial file and the reservation go.
+    /// Gives up on this upload mid-body and says why.
     private func refuse(_ error: APIError) -> HTTPResponse {
-        file.discard()
-        queue.cancelReservation()
+        giveBack()
         logger.info(
             "upload refused",
             metadata: [
@@ -96,51 +149,10 @@ final class UploadStream: HTTPBodyConsumer {
         return error.response
     }
 
-    private func accepted(_ task: UploadTask) -> HTTPResponse {
-        struct Accepted: Encodable {
-            var id, container, path: String
-            var bytes: UInt64
-            var status = "queued"
-            var message: String
-        }
-        let name = task.request.fileName
-        let body = Accepted(
-            id: task.id, container: task.request.container, path: task.request.path, bytes: task.bytes,
-            message: "File '\(name)' queued for processing on container '\(task.request.container)'.")
-        return JSON.response(202, body, headers: [("Location", "/tasks/\(task.id)")])
-    }
-}
-
-/// The part of an upload that runs off the event loop: sync, queue, answer.
-private struct Commit: Sendable {
-    let task: UploadTask
-    let file: SpoolFile
-    let queue: DeliveryQueue
-    let logger: Logger
-    let started: Double
-    let peer: String
-    let answer: HTTPResponse
-    let respond: @Sendable (HTTPResponse) -> Void
-
-    func run() {
-        do {
-            try file.commit()
-        } catch {
-            queue.cancelReservation()
-            let failure: APIError =
-                error.isNoSpace ? .insufficientStorage(error.description) : .serverFault(error.description)
-            logger.error("cannot commit upload", metadata: ["task": "\(task.id)", "error": "\(error)"])
-            respond(failure.response)
-            return
-        }
-        queue.enqueue(task)
-        logger.info(
-            "upload accepted",
-            metadata: [
-                "task": "\(task.id)", "container": "\(task.request.container)",
-                "destination": "\(task.request.path)", "bytes": "\(task.bytes)", "status": "202",
-                "duration": "\(Monotonic.format(Monotonic.seconds() - started))s", "peer": "\(peer)",
-            ])
-        respond(answer)
+    /// The partial file, the reservation and the idempotency key go.
+    private func giveBack() {
+        file.discard()
+        service.capacity.cancel(bytes: reservedBytes)
+        if let idempotencyKey { service.store.release(idempotencyKey: idempotencyKey) }
     }
 }

@@ -35,8 +35,33 @@ struct FerryCommand: ParsableCommand {
     @Option(help: "Pushes run at the same time.")
     var workers = 4
 
-    @Option(help: "Uploads accepted but not yet delivered (or failed); more are refused with 503.")
+    @Option(help: "Uploads accepted and not yet delivered or failed; more are refused with 503.")
     var queueCapacity = 1000
+
+    @Option(
+        help: ArgumentHelp(
+            "Bytes the spool may hold (queued and failed uploads); more are refused with 503. Unbounded if not given.",
+            valueName: "size"))
+    var spoolMaxBytes: ByteSize?
+
+    @Flag(
+        inversion: .prefixedNo,
+        help: ArgumentHelp(
+            "Sync each upload's bytes and record to disk before answering 202 (grouped across concurrent uploads). --no-fsync answers sooner, but a power loss or kernel crash can then lose uploads that were acknowledged."
+        ))
+    var fsync = true
+
+    @Option(
+        help: ArgumentHelp(
+            "How long finished tasks stay visible in /tasks (a failed task keeps its bytes as long).",
+            valueName: "duration"))
+    var retention: Seconds = Seconds(value: 86_400)
+
+    @Option(
+        help: ArgumentHelp(
+            "On SIGTERM/SIGINT, time for uploads and pushes in progress to finish; then pushes are stopped (and retried after a restart).",
+            valueName: "duration"))
+    var shutdownTimeout: Seconds = Seconds(value: 30)
 
     @Option(help: ArgumentHelp("Largest body accepted; larger ones get 413.", valueName: "size"))
     var maxBodySize: ByteSize = ByteSize(bytes: 1 << 30)
@@ -88,12 +113,16 @@ struct FerryCommand: ParsableCommand {
         settings.listen = listen
         settings.spoolDirectory = spool
         settings.incus = incus
-        settings.workers = workers
-        settings.queueCapacity = queueCapacity
         settings.maxBodySize = maxBodySize.bytes
         settings.pushTimeout = pushTimeout.value
-        settings.retryPolicy = RetryPolicy(
+        settings.shutdownTimeout = shutdownTimeout.value
+        settings.delivery.workers = workers
+        settings.delivery.queueCapacity = queueCapacity
+        settings.delivery.spoolMaxBytes = spoolMaxBytes?.bytes
+        settings.delivery.retryPolicy = RetryPolicy(
             maxAttempts: maxAttempts, base: retryBase.value, cap: retryMax.value)
+        settings.delivery.durable = fsync
+        settings.delivery.retention = retention.value
         settings.idleTimeout = Int32(max(1, idleTimeout.value.rounded()))
         let logger = Logger(label: "ferry")
         do {

@@ -26,7 +26,7 @@ final class DeliveryTests: XCTestCase {
         XCTAssertTrue(try ferry.waitForSettlement(of: id).contains("outcome=delivered"))
         XCTAssertEqual(try Incus.sha256(container: "c1", path: path), try Command.sha256(body))
         XCTAssertEqual(try Incus.stat(container: "c1", path: path), "640 1000 1001 \(body.count)")
-        XCTAssertEqual(try ferry.spoolContents(), [], "the spool file is removed after delivery")
+        XCTAssertEqual(try ferry.spoolContents(), ["\(id).json"], "the bytes are removed after delivery")
     }
 
     func testTrailingSlashDeliversIntoTheDirectoryUnderTheHostFileName() throws {
@@ -89,7 +89,7 @@ final class DeliveryTests: XCTestCase {
             try Command.sha256(pieces.flatMap { $0 }))
     }
 
-    func testMissingInstanceFailsAfterOneAttemptAndLeavesNothing() throws {
+    func testMissingInstanceFailsAfterOneAttemptAsADeadLetter() throws {
         let ferry = try FerryProcess(arguments: ["--retry-base", "10ms", "--max-attempts", "5"])
         let response = try Uploads.post(
             to: ferry, [("X-Container-Name", "no-such-instance"), ("X-File-Path", "/tmp/x")],
@@ -102,7 +102,10 @@ final class DeliveryTests: XCTestCase {
         XCTAssertTrue(final.contains("attempts=1"), final)
         XCTAssertTrue(final.contains("Instance not found"), final)
         XCTAssertEqual(ferry.logLines(containing: "task=\(id)", "push").count, 1, "one attempt only")
-        XCTAssertEqual(try ferry.spoolContents(), [])
+        let status = try TaskAPI.get(ferry, id)
+        XCTAssertEqual(status["state"] as? String, "failed")
+        XCTAssertEqual(status["attempts"] as? Int, 1)
+        XCTAssertTrue((status["last_error"] as? String ?? "").contains("Instance not found"))
     }
 
     func testPushesRetryWhileTheDaemonIsDownAndDeliverWhenItReturns() throws {
@@ -129,6 +132,6 @@ final class DeliveryTests: XCTestCase {
         XCTAssertTrue(try ferry.waitForSettlement(of: id).contains("outcome=delivered"))
         XCTAssertEqual(
             try Incus.sha256(container: "c1", path: "/tmp/after-outage.bin"), try Command.sha256(body))
-        XCTAssertEqual(try ferry.spoolContents(), [])
+        XCTAssertEqual(try ferry.spoolContents(), ["\(id).json"], "the bytes are removed after delivery")
     }
 }

@@ -1,48 +1,22 @@
 import Dispatch
 import Synchronization
 
-/// The bounded FIFO of tasks waiting for a worker.
-///
-/// Capacity counts every task not yet settled (waiting, being pushed, or waiting to retry)
-/// plus reservations: an upload reserves its place when its headers arrive, so "full" is
-/// decided before the body is read and an accepted body always finds room.
+/// The FIFO of tasks waiting for a worker. Its bound is kept by ``Capacity``, which counts
+/// every unfinished task, not only the waiting ones.
 public final class DeliveryQueue: Sendable {
-    public let capacity: Int
     private struct State {
         var waiting: [UploadTask] = []
         var head = 0
-        var unsettled = 0
     }
     private let state = Mutex(State())
     private let tasksWaiting = DispatchSemaphore(value: 0)
 
-    public init(capacity: Int) {
-        self.capacity = capacity
-    }
+    public init() {}
 
-    /// Takes a place for an upload about to be received. False when the queue is full.
-    public func reserve() -> Bool {
-        state.withLock { state in
-            guard state.unsettled < capacity else { return false }
-            state.unsettled += 1
-            return true
-        }
-    }
-
-    /// Gives back a reservation whose upload was not accepted.
-    public func cancelReservation() {
-        state.withLock { $0.unsettled -= 1 }
-    }
-
-    /// Queues `task` in the place reserved for it (or again, after a failed attempt).
+    /// Appends `task` (a new one, one recovered at start-up, or one to try again).
     public func enqueue(_ task: UploadTask) {
         state.withLock { $0.waiting.append(task) }
         tasksWaiting.signal()
-    }
-
-    /// Marks a task as finished for good (delivered or failed), freeing its place.
-    public func settle() {
-        state.withLock { $0.unsettled -= 1 }
     }
 
     /// The oldest waiting task; blocks until there is one.
@@ -60,6 +34,6 @@ public final class DeliveryQueue: Sendable {
         }
     }
 
-    /// Tasks not yet settled, reservations included.
-    public var depth: Int { state.withLock { $0.unsettled } }
+    /// Tasks waiting for a worker.
+    public var depth: Int { state.withLock { $0.waiting.count - $0.head } }
 }

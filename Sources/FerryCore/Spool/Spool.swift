@@ -1,90 +1,180 @@
+import Foundation
 import Glibc
 
-/// The directory where upload bytes live between receipt and delivery.
+/// The directory where accepted uploads live until they are delivered (and, for a failed
+/// one, until someone retries or deletes it).
 ///
-/// A file is `ID.part` while its body arrives and `ID.data` once it is complete and synced.
-/// Names are generated here only; files are 0600 and created with `O_EXCL|O_NOFOLLOW`.
+/// Per task `ID`: `ID.part` while its body arrives, then `ID.data` (the bytes) and `ID.json`
+/// (its ``TaskRecord``). A record is only ever replaced whole (write `ID.json.tmp`, rename).
+/// Names are generated here only; files are 0600, created with `O_EXCL|O_NOFOLLOW`.
 public final class Spool: Sendable {
     public let directory: String
     static let partialSuffix = ".part"
-    static let completeSuffix = ".data"
+    static let dataSuffix = ".data"
+    static let recordSuffix = ".json"
+    static let temporarySuffix = ".tmp"
 
-    /// Opens (creating it 0700, and its parents) the spool directory and deletes partial uploads left by
-    /// a previous process: they were never acknowledged.
+    /// Opens the spool directory, creating it (0700) and its parents if needed.
     ///
-    /// - Throws: ``SystemError`` when the directory cannot be made or read.
+    /// - Throws: ``SystemError`` when the directory cannot be made.
     public init(directory: String) throws(SystemError) {
         let trimmed =
             directory.count > 1 && directory.hasSuffix("/") ? String(directory.dropLast()) : directory
         self.directory = trimmed
         try Posix.makeDirectories(trimmed, 0o700)
-        for name in try Posix.listDirectory(trimmed) where name.hasSuffix(Self.partialSuffix) {
-            try Posix.unlink("\(trimmed)/\(name)")
-        }
     }
 
     /// Creates the file that will receive upload `id`'s body.
     public func create(id: String) throws(SystemError) -> SpoolFile {
         let partial = path(id, Self.partialSuffix)
         let descriptor = try Posix.open(partial, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
-        return SpoolFile(
-            id: id, partialPath: partial, completePath: path(id, Self.completeSuffix), descriptor: descriptor)
+        return SpoolFile(id: id, partialPath: partial, descriptor: descriptor)
     }
 
-    /// Removes upload `id`'s complete file.
-    public func remove(id: String) throws(SystemError) {
-        try Posix.unlink(path(id, Self.completeSuffix))
+    /// Where task `id`'s bytes are once accepted.
+    public func dataPath(id: String) -> String {
+        path(id, Self.dataSuffix)
     }
 
-    /// The names of the files in the spool (partial and complete).
+    /// Replaces task `id`'s record. With `durable`, the record is synced before the rename;
+    /// the directory itself is synced by the caller (see ``GroupCommitter``).
+    public func writeRecord(_ record: TaskRecord, durable: Bool) throws(SystemError) {
+        let temporary = path(record.id, Self.recordSuffix + Self.temporarySuffix)
+        let descriptor = try Posix.open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0o600)
+        do {
+            try Posix.writeAll(descriptor, Self.encode(record))
+            if durable { try Posix.fdatasync(descriptor) }
+        } catch {
+            Posix.close(descriptor)
+            try? Posix.unlink(temporary)
+            throw error
+        }
+        Posix.close(descriptor)
+        try Posix.rename(temporary, path(record.id, Self.recordSuffix))
+    }
+
+    /// Removes task `id`'s bytes (its record stays).
+    public func removeData(id: String) throws(SystemError) {
+        try Posix.unlink(path(id, Self.dataSuffix))
+    }
+
+    /// Removes task `id` entirely: bytes and record.
+    public func removeTask(id: String) throws(SystemError) {
+        try Posix.unlink(path(id, Self.dataSuffix))
+        try Posix.unlink(path(id, Self.recordSuffix))
+    }
+
+    /// Makes renames and unlinks in the spool durable.
+    public func syncDirectory() throws(SystemError) {
+        let descriptor = try Posix.open(directory, O_RDONLY | O_DIRECTORY)
+        defer { Posix.close(descriptor) }
+        try Posix.fsync(descriptor)
+    }
+
+    /// Reads what a previous process left: every task record, in acceptance order.
+    ///
+    /// Deletes what was never acknowledged: partial bodies, half-written records, and bytes
+    /// without a record (a crash between the two renames of a commit). An unfinished record
+    /// whose bytes are missing cannot be delivered and is dropped.
+    public func recover() throws(SystemError) -> SpoolRecovery {
+        var recovery = SpoolRecovery()
+        let names = try Posix.listDirectory(directory)
+        var dataIDs = Set<String>()
+        var recordIDs: [String] = []
+        for name in names {
+            if name.hasSuffix(Self.partialSuffix) || name.hasSuffix(Self.temporarySuffix) {
+                try Posix.unlink("\(directory)/\(name)")
+                recovery.partialsRemoved += 1
+            } else if name.hasSuffix(Self.dataSuffix) {
+                dataIDs.insert(String(name.dropLast(Self.dataSuffix.count)))
+            } else if name.hasSuffix(Self.recordSuffix) {
+                recordIDs.append(String(name.dropLast(Self.recordSuffix.count)))
+            }
+        }
+        let decoder = JSONDecoder()
+        for id in recordIDs {
+            let recordPath = path(id, Self.recordSuffix)
+            guard let data = FileManager.default.contents(atPath: recordPath),
+                let record = try? decoder.decode(TaskRecord.self, from: data), record.id == id
+            else {
+                recovery.unreadable.append(id)
+                continue
+            }
+            let hasData = dataIDs.remove(id) != nil
+            if (record.state == .failed || !record.state.isFinished) && !hasData {
+                try Posix.unlink(recordPath)
+                recovery.lost.append(id)
+                continue
+            }
+            if record.state == .delivered && hasData {
+                // Delivered, but the process died before it removed the bytes.
+                try Posix.unlink(path(id, Self.dataSuffix))
+            }
+            recovery.records.append(record)
+        }
+        for id in dataIDs {
+            try Posix.unlink(path(id, Self.dataSuffix))
+            recovery.orphansRemoved += 1
+        }
+        recovery.records.sort { $0.sequence < $1.sequence }
+        return recovery
+    }
+
+    /// The names in the spool directory.
     public func contents() throws(SystemError) -> [String] {
         try Posix.listDirectory(directory)
     }
 
-    private func path(_ id: String, _ suffix: String) -> String {
+    func path(_ id: String, _ suffix: String) -> String {
         "\(directory)/\(id)\(suffix)"
+    }
+
+    static func encode(_ record: TaskRecord) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return Array((try? encoder.encode(record)) ?? Data())
     }
 }
 
-/// One upload's file while it is being written. Used by one thread at a time.
+/// What ``Spool/recover()`` found.
+public struct SpoolRecovery: Sendable {
+    /// Records to carry on with, in acceptance order.
+    public var records: [TaskRecord] = []
+    /// Partial bodies and half-written records deleted (never acknowledged).
+    public var partialsRemoved = 0
+    /// Bytes without a record deleted (a commit that did not finish).
+    public var orphansRemoved = 0
+    /// Records that could not be read (left in place for a person to look at).
+    public var unreadable: [String] = []
+    /// Unfinished records whose bytes were gone (deleted).
+    public var lost: [String] = []
+}
+
+/// One upload's file while its body is being written. Used by one thread at a time.
 public final class SpoolFile: @unchecked Sendable {
     public let id: String
-    /// Where the complete file lives after ``commit()``.
-    public let completePath: String
     /// The open descriptor, for writing body bytes.
     public let descriptor: Int32
-    private let partialPath: String
+    let partialPath: String
     private var isOpen = true
 
-    init(id: String, partialPath: String, completePath: String, descriptor: Int32) {
+    init(id: String, partialPath: String, descriptor: Int32) {
         self.id = id
         self.partialPath = partialPath
-        self.completePath = completePath
         self.descriptor = descriptor
     }
 
-    /// Makes the file durable and complete: sync its data, close it, give it its final name.
-    ///
-    /// Blocking (fsync): never call on an event-loop thread.
-    public func commit() throws(SystemError) {
-        isOpen = false
-        do {
-            try Posix.fsync(descriptor)
-        } catch {
-            Posix.close(descriptor)
-            try? Posix.unlink(partialPath)
-            throw error
-        }
-        Posix.close(descriptor)
-        try Posix.rename(partialPath, completePath)
-    }
-
-    /// Closes and deletes the partial file (the upload was rejected or aborted).
-    public func discard() {
+    /// Closes the descriptor (after its data was synced, or when discarding).
+    func close() {
         if isOpen {
             isOpen = false
             Posix.close(descriptor)
         }
+    }
+
+    /// Closes and deletes the partial file (the upload was rejected or aborted).
+    public func discard() {
+        close()
         try? Posix.unlink(partialPath)
     }
 }

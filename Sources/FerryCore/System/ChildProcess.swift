@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 /// What a finished child process left behind.
 public struct ProcessOutcome: Sendable, Equatable {
@@ -15,6 +16,16 @@ public struct ProcessOutcome: Sendable, Equatable {
 ///
 /// Every descriptor Ferry opens is close-on-exec, so the child gets only these three.
 public enum ChildProcess {
+    /// Children running now, so a shutdown can stop them at its deadline.
+    private static let running = Mutex<Set<pid_t>>([])
+
+    /// Kills (SIGKILL) every child started by ``run(_:arguments:timeout:)`` that still runs.
+    public static func killAll() {
+        running.withLock { pids in
+            for pid in pids { kill(pid, SIGKILL) }
+        }
+    }
+
     /// Runs `executable` (searched on PATH when it has no `/`) and waits for it.
     ///
     /// - Throws: ``SystemError`` when the program cannot be started.
@@ -69,10 +80,12 @@ public enum ChildProcess {
             Posix.close(errors[0])
             throw SystemError(call: "posix_spawn \(executable)", errno: spawned)
         }
+        running.withLock { _ = $0.insert(pid) }
         let (standardOutput, standardError, timedOut) = collect(
             output: output[0], errors: errors[0], pid: pid, timeout: timeout)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        running.withLock { _ = $0.remove(pid) }
         let exited = (status & 0x7f) == 0
         return ProcessOutcome(
             exitStatus: exited ? (status >> 8) & 0xff : nil, timedOut: timedOut,

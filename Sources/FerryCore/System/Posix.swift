@@ -16,6 +16,26 @@ enum Posix {
         }
     }
 
+    static func fdatasync(_ descriptor: Int32) throws(SystemError) {
+        while Glibc.fdatasync(descriptor) != 0 {
+            if errno != EINTR { throw SystemError(call: "fdatasync", errno: errno) }
+        }
+    }
+
+    static func writeAll(_ descriptor: Int32, _ bytes: [UInt8]) throws(SystemError) {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes {
+                Glibc.write(descriptor, $0.baseAddress, $0.count)
+            }
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw SystemError(call: "write", errno: errno)
+            }
+            offset += written
+        }
+    }
+
     static func close(_ descriptor: Int32) {
         _ = Glibc.close(descriptor)
     }

@@ -1,0 +1,176 @@
+import Dispatch
+import Logging
+
+/// Accepted uploads from commit to delivery: task records, capacity bounds, the queue and
+/// the workers, and the operations offered on tasks. Knows nothing of HTTP.
+public final class DeliveryService: Sendable {
+    /// What ``DeliveryService`` is told at start-up.
+    public struct Settings: Sendable {
+        public var workers = 4
+        public var queueCapacity = 1000
+        public var spoolMaxBytes: UInt64?
+        public var retryPolicy = RetryPolicy()
+        /// Sync bytes, records and the directory before acknowledging (`--fsync`).
+        public var durable = true
+        /// Seconds a finished task's record (and a failed task's bytes) are kept.
+        public var retention = 86_400.0
+
+        public init() {}
+    }
+
+    public let spool: Spool
+    public let capacity: Capacity
+    public let store: TaskStore
+    private let settings: Settings
+    private let queue = DeliveryQueue()
+    private let committer: GroupCommitter
+    private let pool: WorkerPool
+    private let logger: Logger
+
+    public init(spool: Spool, pusher: any Pusher, settings: Settings, logger: Logger) {
+        self.spool = spool
+        self.settings = settings
+        self.logger = logger
+        let capacity = Capacity(maxTasks: settings.queueCapacity, maxBytes: settings.spoolMaxBytes)
+        let store = TaskStore(spool: spool)
+        self.capacity = capacity
+        self.store = store
+        committer = GroupCommitter(spool: spool, durable: settings.durable)
+        let lifecycle = TaskLifecycle(
+            store: store, spool: spool, capacity: capacity, keepFinished: settings.retention > 0,
+            logger: logger)
+        pool = WorkerPool(
+            queue: queue, pusher: pusher, workers: settings.workers, retryPolicy: settings.retryPolicy,
+            logger: logger, lifecycle: lifecycle)
+    }
+
+    /// Takes up what a previous process left in the spool, queues unfinished tasks again in
+    /// acceptance order, and starts the workers.
+    public func start() throws(SystemError) -> SpoolRecovery {
+        let started = Monotonic.seconds()
+        let recovery = try spool.recover()
+        store.load(recovery.records)
+        var requeued = 0
+        for var record in recovery.records {
+            if record.state == .failed {
+                capacity.adopt(tasks: 0, bytes: record.bytes)
+                continue
+            }
+            guard !record.state.isFinished else { continue }
+            if record.state != .queued {
+                // Pushing or waiting to retry when the process died: queued again.
+                record = store.update(id: record.id) { $0.state = .queued }.updated ?? record
+            }
+            capacity.adopt(tasks: 1, bytes: record.bytes)
+            queue.enqueue(task(for: record))
+            requeued += 1
+        }
+        if settings.durable && (recovery.partialsRemoved + recovery.orphansRemoved + requeued) > 0 {
+            try spool.syncDirectory()
+        }
+        logger.notice(
+            "spool recovered",
+            metadata: [
+                "requeued": "\(requeued)", "records": "\(recovery.records.count)",
+                "partials_removed": "\(recovery.partialsRemoved)",
+                "orphans_removed": "\(recovery.orphansRemoved)", "lost": "\(recovery.lost.count)",
+                "unreadable": "\(recovery.unreadable.count)",
+                "duration": "\(Monotonic.format(Monotonic.seconds() - started))s",
+            ])
+        for id in recovery.lost {
+            logger.error("task lost: its bytes were missing from the spool", metadata: ["task": "\(id)"])
+        }
+        pool.start()
+        return recovery
+    }
+
+    /// Makes an upload durable and queues it; `completion` gets the new record (from the
+    /// committer's queue) once bytes and record are on stable storage.
+    public func accept(
+        _ file: SpoolFile, request: UploadRequest, bytes: UInt64, idempotencyKey: String?,
+        requestID: String?, completion: @escaping @Sendable (Result<TaskRecord, SystemError>) -> Void
+    ) {
+        let record = TaskRecord(
+            id: file.id, sequence: store.makeSequence(), request: request, bytes: bytes,
+            createdAt: WallClock.now(), idempotencyKey: idempotencyKey, requestID: requestID)
+        committer.commit(file, record: record) { [store, queue] result in
+            switch result {
+            case .success:
+                store.insert(record)
+                queue.enqueue(Self.task(for: record, in: self.spool))
+                completion(.success(record))
+            case .failure(let error):
+                completion(.failure(error))
+            }
+        }
+    }
+
+    /// Sends a failed task back to the queue, with a fresh count of attempts.
+    public func retry(id: String) throws(TaskActionError) -> TaskRecord {
+        guard let current = store.record(id: id) else { throw .unknownTask(id) }
+        guard current.state == .failed else {
+            throw .wrongState(id: id, state: current.state, allowed: [.failed])
+        }
+        do {
+            try capacity.reserve(bytes: 0)
+        } catch {
+            throw .capacity(error)
+        }
+        let (updated, now) = store.update(id: id, if: { $0.state == .failed }) { record in
+            record.state = .queued
+            record.attempts = 0
+        }
+        guard let updated else {
+            capacity.cancel(bytes: 0)
+            if let now { throw .wrongState(id: id, state: now.state, allowed: [.failed]) }
+            throw .unknownTask(id)
+        }
+        queue.enqueue(task(for: updated))
+        logger.info("task retried", metadata: ["task": "\(id)"])
+        return updated
+    }
+
+    /// Removes a queued or failed task and its bytes.
+    public func delete(id: String) throws(TaskActionError) {
+        let allowed: [TaskState] = [.queued, .failed]
+        let (removable, current) = store.removeIf(id: id) { allowed.contains($0.state) }
+        guard let removable else {
+            if let current { throw .wrongState(id: id, state: current.state, allowed: allowed) }
+            throw .unknownTask(id)
+        }
+        do {
+            try spool.removeTask(id: id)
+        } catch {
+            throw .storage(error)
+        }
+        capacity.releaseBytes(removable.bytes)
+        if removable.state == .queued { capacity.finishTask() }
+        logger.info("task deleted", metadata: ["task": "\(id)", "state": "\(removable.state.rawValue)"])
+    }
+
+    /// Forgets finished tasks older than the retention, and removes their files.
+    public func collectGarbage() {
+        let cutoff = WallClock.now() - settings.retention
+        for record in store.finished(before: cutoff) {
+            store.remove(id: record.id)
+            try? spool.removeTask(id: record.id)
+            if record.state == .failed { capacity.releaseBytes(record.bytes) }
+        }
+    }
+
+    /// Stops the workers: running pushes may finish until `deadline` (monotonic seconds).
+    @discardableResult
+    public func shutdown(deadline: Double) -> Bool {
+        pool.shutdown(deadline: deadline)
+    }
+
+    private func task(for record: TaskRecord) -> UploadTask {
+        Self.task(for: record, in: spool)
+    }
+
+    private static func task(for record: TaskRecord, in spool: Spool) -> UploadTask {
+        UploadTask(
+            id: record.id, request: record.request, sourcePath: spool.dataPath(id: record.id),
+            bytes: record.bytes, attempts: record.attempts)
+    }
+}

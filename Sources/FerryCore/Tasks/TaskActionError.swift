@@ -1,0 +1,8 @@
+/// Why an operator's action on a task was refused.
+public enum TaskActionError: Error, Sendable, Equatable {
+    case unknownTask(String)
+    /// The task is in a state where the action makes no sense.
+    case wrongState(id: String, state: TaskState, allowed: [TaskState])
+    case capacity(Capacity.Refusal)
+    case storage(SystemError)
+}

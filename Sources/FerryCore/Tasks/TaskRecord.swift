@@ -1,0 +1,42 @@
+/// Where a task is in its life.
+public enum TaskState: String, Codable, Sendable, CaseIterable {
+    case queued, pushing, retrying, delivered, failed
+
+    /// Whether the task will not be pushed again unless someone asks.
+    public var isFinished: Bool { self == .delivered || self == .failed }
+}
+
+/// Everything known about one accepted upload; persisted as `ID.json` in the spool.
+public struct TaskRecord: Codable, Sendable, Equatable {
+    public var id: String
+    /// Acceptance order: recovery queues tasks again in this order.
+    public var sequence: UInt64
+    public var state: TaskState
+    public var attempts: Int
+    public var lastError: String?
+    public var request: UploadRequest
+    public var bytes: UInt64
+    /// Seconds since 1970.
+    public var createdAt: Double
+    public var updatedAt: Double
+    public var idempotencyKey: String?
+    /// The request id of the upload that created the task, for following it through logs.
+    public var requestID: String?
+
+    public init(
+        id: String, sequence: UInt64, request: UploadRequest, bytes: UInt64, createdAt: Double,
+        idempotencyKey: String? = nil, requestID: String? = nil
+    ) {
+        self.id = id
+        self.sequence = sequence
+        self.state = .queued
+        self.attempts = 0
+        self.lastError = nil
+        self.request = request
+        self.bytes = bytes
+        self.createdAt = createdAt
+        self.updatedAt = createdAt
+        self.idempotencyKey = idempotencyKey
+        self.requestID = requestID
+    }
+}

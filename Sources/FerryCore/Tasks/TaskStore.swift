@@ -1,0 +1,154 @@
+import Synchronization
+
+/// Every known task, in memory, mirrored to its record in the spool.
+///
+/// Record writes happen under the lock so that two updates of one task reach the disk in
+/// the order they were made. State changes after acceptance are written without a sync:
+/// a crash can at worst push a task again (at-least-once), never lose it.
+public final class TaskStore: Sendable {
+    /// What an `Idempotency-Key` refers to.
+    public enum KeyClaim: Sendable, Equatable {
+        /// New: the key is held for this upload until it is accepted or given up.
+        case claimed
+        /// A task was already accepted with this key.
+        case existing(TaskRecord)
+        /// Another upload with this key is being received right now.
+        case inProgress
+    }
+
+    private struct Index {
+        var records: [String: TaskRecord] = [:]
+        var idByKey: [String: String] = [:]
+        var keysInProgress: Set<String> = []
+        var nextSequence: UInt64 = 1
+    }
+
+    private let spool: Spool
+    private let index = Mutex(Index())
+
+    public init(spool: Spool) {
+        self.spool = spool
+    }
+
+    /// Takes in the records found at start-up.
+    public func load(_ records: [TaskRecord]) {
+        index.withLock { index in
+            for record in records {
+                index.records[record.id] = record
+                if let key = record.idempotencyKey { index.idByKey[key] = record.id }
+                index.nextSequence = max(index.nextSequence, record.sequence + 1)
+            }
+        }
+    }
+
+    /// The next acceptance number.
+    public func makeSequence() -> UInt64 {
+        index.withLock { index in
+            defer { index.nextSequence += 1 }
+            return index.nextSequence
+        }
+    }
+
+    public func claim(idempotencyKey key: String) -> KeyClaim {
+        index.withLock { index in
+            if let id = index.idByKey[key], let record = index.records[id] { return .existing(record) }
+            if index.keysInProgress.contains(key) { return .inProgress }
+            index.keysInProgress.insert(key)
+            return .claimed
+        }
+    }
+
+    /// Lets go of a claimed key whose upload was not accepted.
+    public func release(idempotencyKey key: String) {
+        _ = index.withLock { $0.keysInProgress.remove(key) }
+    }
+
+    /// Adds a task whose record was just committed.
+    public func insert(_ record: TaskRecord) {
+        index.withLock { index in
+            index.records[record.id] = record
+            if let key = record.idempotencyKey {
+                index.keysInProgress.remove(key)
+                index.idByKey[key] = record.id
+            }
+        }
+    }
+
+    public func record(id: String) -> TaskRecord? {
+        index.withLock { $0.records[id] }
+    }
+
+    /// Applies `change` to task `id` if `condition` holds for it, stamps and persists it.
+    ///
+    /// - Returns: the record after the change, or nil if the task is unknown or the
+    ///   condition does not hold (then `current` says what it is).
+    @discardableResult
+    public func update(
+        id: String, if condition: (TaskRecord) -> Bool = { _ in true },
+        _ change: (inout TaskRecord) -> Void
+    ) -> (updated: TaskRecord?, current: TaskRecord?) {
+        index.withLock { index in
+            guard var record = index.records[id] else { return (nil, nil) }
+            guard condition(record) else { return (nil, record) }
+            change(&record)
+            record.updatedAt = WallClock.now()
+            index.records[id] = record
+            try? spool.writeRecord(record, durable: false)
+            return (record, record)
+        }
+    }
+
+    /// Forgets task `id` if `condition` holds for it, in one step with the check, so a
+    /// worker cannot start it in between.
+    ///
+    /// - Returns: the removed record, or nil and what the task is (nil if unknown).
+    public func removeIf(id: String, _ condition: (TaskRecord) -> Bool) -> (
+        removed: TaskRecord?, current: TaskRecord?
+    ) {
+        index.withLock { index in
+            guard let record = index.records[id] else { return (nil, nil) }
+            guard condition(record) else { return (nil, record) }
+            index.records[id] = nil
+            if let key = record.idempotencyKey, index.idByKey[key] == id { index.idByKey[key] = nil }
+            return (record, record)
+        }
+    }
+
+    /// Forgets task `id` (its files are the caller's to remove).
+    @discardableResult
+    public func remove(id: String) -> TaskRecord? {
+        index.withLock { index in
+            guard let record = index.records.removeValue(forKey: id) else { return nil }
+            if let key = record.idempotencyKey, index.idByKey[key] == id { index.idByKey[key] = nil }
+            return record
+        }
+    }
+
+    /// Tasks in acceptance order, optionally in one state, after task `after`, at most `limit`.
+    public func list(state: TaskState?, after: String?, limit: Int) -> [TaskRecord] {
+        index.withLock { index in
+            let start = after.flatMap { index.records[$0]?.sequence } ?? 0
+            return index.records.values
+                .filter { $0.sequence > start && (state == nil || $0.state == state) }
+                .sorted { $0.sequence < $1.sequence }
+                .prefix(limit)
+                .map { $0 }
+        }
+    }
+
+    /// Finished tasks last changed before `cutoff` (seconds since 1970).
+    public func finished(before cutoff: Double) -> [TaskRecord] {
+        index.withLock { index in
+            index.records.values.filter { $0.state.isFinished && $0.updatedAt < cutoff }
+        }
+    }
+
+    /// How many tasks are in each state.
+    public func counts() -> [TaskState: Int] {
+        index.withLock { index in
+            var counts: [TaskState: Int] = [:]
+            for record in index.records.values { counts[record.state, default: 0] += 1 }
+            return counts
+        }
+    }
+}

@@ -1,0 +1,164 @@
+import FerryCore
+import FerryHTTP
+import Logging
+
+/// Ferry's routes: judges each request head, hands upload bodies to an ``UploadStream`` and
+/// task requests to ``TaskRoutes``. Runs on the event loop's thread.
+final class FerryRouter: HTTPHandler {
+    private let configuration: FerryConfiguration
+    private let service: DeliveryService
+    private let tasks: TaskRoutes
+    private let logger: Logger
+    /// Set when shutdown begins: new requests are refused, those in progress finish.
+    var draining = false
+
+    init(configuration: FerryConfiguration, service: DeliveryService, logger: Logger) {
+        self.configuration = configuration
+        self.service = service
+        self.tasks = TaskRoutes(service: service)
+        self.logger = logger
+    }
+
+    func admit(_ head: HTTPRequestHead) -> HTTPAdmission {
+        if draining { return refuse(.shuttingDown, head) }
+        if head.path == "/upload" {
+            guard head.method == "POST" else { return refuse(.methodNotAllowed(allowed: "POST"), head) }
+            return admitUpload(head)
+        }
+        if head.path == "/healthz" {
+            guard head.method == "GET" || head.method == "HEAD" else {
+                return refuse(.methodNotAllowed(allowed: "GET, HEAD"), head)
+            }
+            return .accept(Answer { JSON.response(200, ["status": "serving"]) })
+        }
+        if let route = tasks.route(head) {
+            switch route {
+            case .success(let answer): return .accept(Answer(answer))
+            case .failure(let error): return refuse(error, head)
+            }
+        }
+        return refuse(.notFound(path: head.path), head)
+    }
+
+    private func admitUpload(_ head: HTTPRequestHead) -> HTTPAdmission {
+        let started = Monotonic.seconds()
+        let request: UploadRequest
+        let declaredLength: UInt64?
+        let idempotencyKey: String?
+        do throws(APIError) {
+            request = try Self.validate(head)
+            declaredLength = try Self.declaredLength(head)
+            idempotencyKey = try Self.idempotencyKey(head)
+        } catch {
+            return refuse(error, head)
+        }
+        if let declaredLength, declaredLength > configuration.maxBodySize {
+            return refuse(.bodyTooLarge(limit: configuration.maxBodySize), head, request)
+        }
+        if let idempotencyKey {
+            switch service.store.claim(idempotencyKey: idempotencyKey) {
+            case .existing(let record):
+                logger.info(
+                    "upload repeated",
+                    metadata: ["task": "\(record.id)", "idempotency_key": "\(idempotencyKey)"])
+                // The first task's answer; the repeated body is not read.
+                return .reject(UploadStream.accepted(record))
+            case .inProgress:
+                return refuse(.idempotencyKeyInProgress, head, request)
+            case .claimed:
+                break
+            }
+        }
+        let reservedBytes = declaredLength ?? 0
+        do {
+            try service.capacity.reserve(bytes: reservedBytes)
+        } catch {
+            if let idempotencyKey { service.store.release(idempotencyKey: idempotencyKey) }
+            switch error {
+            case .tooManyTasks(let limit): return refuse(.queueFull(limit: limit), head, request)
+            case .tooManyBytes(let limit): return refuse(.spoolFull(limit: limit), head, request)
+            }
+        }
+        let file: SpoolFile
+        do {
+            file = try service.spool.create(id: TaskID.make())
+        } catch {
+            service.capacity.cancel(bytes: reservedBytes)
+            if let idempotencyKey { service.store.release(idempotencyKey: idempotencyKey) }
+            if error.isNoSpace { return refuse(.insufficientStorage(error.description), head, request) }
+            logger.error("cannot create spool file", metadata: ["error": "\(error)"])
+            return refuse(.serverFault(error.description), head, request)
+        }
+        return .accept(
+            UploadStream(
+                request: request, file: file, service: service, reservedBytes: reservedBytes,
+                announced: declaredLength != nil, idempotencyKey: idempotencyKey,
+                maxBodySize: configuration.maxBodySize, logger: logger, started: started, peer: head.peer))
+    }
+
+    private static func validate(_ head: HTTPRequestHead) throws(APIError) -> UploadRequest {
+        do {
+            return try UploadContract.validate(head.values(of:))
+        } catch {
+            throw .contract(error)
+        }
+    }
+
+    /// The body length announced by the head; rejects framing that libevent would accept
+    /// but that two parties could read differently.
+    private static func declaredLength(_ head: HTTPRequestHead) throws(APIError) -> UInt64? {
+        let lengths = head.values(of: "Content-Length")
+        let encodings = head.values(of: "Transfer-Encoding")
+        if lengths.count > 1 { throw .badFraming("Content-Length appears more than once") }
+        if !encodings.isEmpty {
+            if !lengths.isEmpty { throw .badFraming("Content-Length together with Transfer-Encoding") }
+            if encodings.count > 1 || encodings[0].lowercased() != "chunked" {
+                throw .badFraming("the only Transfer-Encoding accepted is chunked")
+            }
+            return nil
+        }
+        guard let text = lengths.first else { return nil }
+        guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let length = UInt64(text)
+        else { throw .badFraming("Content-Length is not a number") }
+        return length
+    }
+
+    /// `Idempotency-Key`: once, 1-255 visible ASCII characters.
+    private static func idempotencyKey(_ head: HTTPRequestHead) throws(APIError) -> String? {
+        let keys = head.values(of: "Idempotency-Key")
+        if keys.count > 1 { throw .contract(.duplicateHeader("Idempotency-Key")) }
+        guard let key = keys.first else { return nil }
+        guard (1...255).contains(key.utf8.count), key.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else {
+            throw .badQuery("Idempotency-Key must be 1-255 visible ASCII characters")
+        }
+        return key
+    }
+
+    private func refuse(_ error: APIError, _ head: HTTPRequestHead, _ request: UploadRequest? = nil)
+        -> HTTPAdmission
+    {
+        var metadata: Logger.Metadata = [
+            "method": "\(head.method)", "path": "\(ContractViolation.quoted(head.path))",
+            "status": "\(error.status)", "error": "\(error.code)", "peer": "\(head.peer)",
+        ]
+        if let request {
+            metadata["container"] = "\(request.container)"
+            metadata["destination"] = "\(request.path)"
+        }
+        logger.info(head.path == "/upload" ? "upload refused" : "request refused", metadata: metadata)
+        return .reject(error.response)
+    }
+}
+
+/// A route whose answer is computed once the (empty or ignored) body has been read.
+final class Answer: HTTPBodyConsumer {
+    private let make: () -> HTTPResponse
+
+    init(_ make: @escaping () -> HTTPResponse) {
+        self.make = make
+    }
+
+    func consume(_ chunk: BodyChunk) -> HTTPBodyVerdict { .proceed }
+    func finish(respond: @escaping @Sendable (HTTPResponse) -> Void) { respond(make()) }
+    func abort(reason: String) {}
+}
