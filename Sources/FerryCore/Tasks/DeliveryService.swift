@@ -116,10 +116,12 @@ public final class DeliveryService: Sendable {
         } catch {
             throw .capacity(error)
         }
-        let (updated, now) = store.update(id: id, if: { $0.state == .failed }) { record in
-            record.state = .queued
-            record.attempts = 0
-        }
+        let (updated, now) = store.update(
+            id: id, if: { $0.state == .failed },
+            apply: { record in
+                record.state = .queued
+                record.attempts = 0
+            })
         guard let updated else {
             capacity.cancel(bytes: 0)
             if let now { throw .wrongState(id: id, state: now.state, allowed: [.failed]) }

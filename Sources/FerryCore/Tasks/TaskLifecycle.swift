@@ -18,10 +18,8 @@ final class TaskLifecycle: DeliveryLifecycle {
 
     func willPush(_ task: UploadTask) -> Bool {
         let (updated, _) = store.update(
-            id: task.id, if: { $0.state == .queued || $0.state == .retrying }
-        ) { record in
-            record.state = .pushing
-        }
+            id: task.id, if: { $0.state == .queued || $0.state == .retrying },
+            apply: { $0.state = .pushing })
         return updated != nil
     }
 

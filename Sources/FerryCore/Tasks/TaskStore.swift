@@ -85,7 +85,7 @@ public final class TaskStore: Sendable {
     @discardableResult
     public func update(
         id: String, if condition: (TaskRecord) -> Bool = { _ in true },
-        _ change: (inout TaskRecord) -> Void
+        apply change: (inout TaskRecord) -> Void
     ) -> (updated: TaskRecord?, current: TaskRecord?) {
         index.withLock { index in
             guard var record = index.records[id] else { return (nil, nil) }
