@@ -12,7 +12,7 @@ public final class HTTPServer: @unchecked Sendable {
     public let loop: EventLoop
     private let http: OpaquePointer
     private let handler: HTTPHandler
-    private var listener: OpaquePointer?
+    private var boundSocket: OpaquePointer?
     private var exchanges: [OpaquePointer: Exchange] = [:]
     private var requestsByConnection: [OpaquePointer: OpaquePointer] = [:]
 
@@ -66,17 +66,18 @@ public final class HTTPServer: @unchecked Sendable {
         guard let made else {
             throw HTTPServerError.bind(address: address, reason: String(cString: strerror(errno)))
         }
-        guard evhttp_bind_listener(http, made) != nil else {
+        guard let bound = evhttp_bind_listener(http, made) else {
             evconnlistener_free(made)
             throw HTTPServerError.bind(address: address, reason: "evhttp_bind_listener failed")
         }
-        listener = made
+        boundSocket = bound
         return SocketAddress.local(of: evconnlistener_get_fd(made)) ?? address
     }
 
-    /// Closes the listening socket: no new connections. Call on the loop's thread.
+    /// Closes the listening socket: new connections are refused. Call on the loop's thread.
     public func stopAccepting() {
-        if let listener { evconnlistener_disable(listener) }
+        if let boundSocket { evhttp_del_accept_socket(http, boundSocket) }
+        boundSocket = nil
     }
 
     /// Requests whose body is being read or whose answer is being prepared.

@@ -10,7 +10,7 @@ final class FerryProcess {
     private var stopped = false
 
     /// Starts Ferry and waits until it says where it listens.
-    init(arguments: [String] = [], spool: URL? = nil) throws {
+    init(arguments: [String] = [], spool: URL? = nil, environment: [String: String] = [:]) throws {
         guard let binary = ProcessInfo.processInfo.environment["FERRY_BIN"] else {
             throw TestSetupError("FERRY_BIN is not set: run the tests with `make test`")
         }
@@ -20,6 +20,7 @@ final class FerryProcess {
             .appendingPathComponent("ferry-test-\(UUID().uuidString)/spool")
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["--listen", "127.0.0.1:0", "--spool", self.spool.path] + arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
@@ -50,12 +51,22 @@ final class FerryProcess {
 
     /// Sends SIGTERM and waits for the process to end.
     func stop() {
-        guard !stopped else { return }
+        _ = end(with: SIGTERM)
+    }
+
+    /// Sends `signal` and waits for the process to end.
+    ///
+    /// - Returns: its exit status (nil if a signal ended it) and the seconds it took.
+    func end(with signal: Int32) -> (exitStatus: Int32?, seconds: Double) {
+        guard !stopped else { return (nil, 0) }
         stopped = true
+        let started = Date()
         let pid = process.processIdentifier
-        kill(pid, SIGTERM)
+        kill(pid, signal)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let exited = (status & 0x7f) == 0
+        return (exited ? (status >> 8) & 0xff : nil, Date().timeIntervalSince(started))
     }
 
     /// The first log line (present or future) that contains every fragment.

@@ -1,0 +1,151 @@
+import Foundation
+import XCTest
+
+/// A 202 means "will be delivered": across kill -9, SIGTERM and Incus outages.
+final class DurabilityTests: XCTestCase {
+    private func uniqueDirectory() -> String {
+        "/tmp/durable-\(UInt32.random(in: 0...UInt32.max))"
+    }
+
+    /// SHA-256 of every file in a container directory, by name.
+    private func hashes(in directory: String) throws -> [String: String] {
+        let output = try Incus.run(["exec", "c1", "--", "sh", "-c", "cd \(directory) && sha256sum *"])
+        var result: [String: String] = [:]
+        for line in String(decoding: output, as: UTF8.self).split(separator: "\n") {
+            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+            if parts.count == 2 { result[String(parts[1])] = String(parts[0]) }
+        }
+        return result
+    }
+
+    func testKill9WithABacklogLosesNoAcceptedUpload() throws {
+        let directory = uniqueDirectory()
+        try Incus.stopDaemon()
+        var daemonUp = false
+        defer { if !daemonUp { try? Incus.startDaemon() } }
+        let first = try FerryProcess(arguments: [
+            "--retry-base", "50ms", "--retry-max", "200ms", "--max-attempts", "100000",
+        ])
+        var expected: [String: String] = [:]
+        for number in 0..<500 {
+            let body = randomBytes(Int.random(in: 1...4096))
+            let name = "file-\(number)"
+            let response = try Uploads.post(
+                to: first,
+                [
+                    ("X-Container-Name", "c1"), ("X-File-Path", "\(directory)/\(name)"),
+                    ("X-Create-Dirs", "true"),
+                ],
+                body: body)
+            XCTAssertEqual(response.status, 202)
+            expected[name] = try Command.sha256(body)
+        }
+        XCTAssertEqual(first.end(with: SIGKILL).exitStatus, nil, "killed, not exited")
+
+        try Incus.startDaemon()
+        daemonUp = true
+        let second = try FerryProcess(arguments: ["--retention", "0"], spool: first.spool)
+        try second.waitForLog(containing: "spool recovered", "requeued=500")
+        try waitUntil("all 500 are delivered", timeout: 300) {
+            second.logLines(containing: "outcome=delivered").count >= 500
+        }
+        XCTAssertEqual(try hashes(in: directory), expected)
+        try waitUntil("the spool is empty") { try second.spoolContents().isEmpty }
+        try Incus.remove(container: "c1", path: directory)
+    }
+
+    func testKill9MidBodyLosesOnlyThatUpload() throws {
+        let directory = uniqueDirectory()
+        try Incus.stopDaemon()
+        var daemonUp = false
+        defer { if !daemonUp { try? Incus.startDaemon() } }
+        let first = try FerryProcess(arguments: ["--retry-base", "50ms", "--max-attempts", "100000"])
+        var expected: [String: String] = [:]
+        for name in ["a", "b", "c"] {
+            let body = randomBytes(10_000)
+            let response = try Uploads.post(
+                to: first,
+                [
+                    ("X-Container-Name", "c1"), ("X-File-Path", "\(directory)/\(name)"),
+                    ("X-Create-Dirs", "true"),
+                ],
+                body: body)
+            XCTAssertEqual(response.status, 202)
+            expected[name] = try Command.sha256(body)
+        }
+        let partial = try RawHTTPClient(port: first.port)
+        try partial.sendHead(
+            "POST", "/upload",
+            [
+                ("X-Container-Name", "c1"), ("X-File-Path", "\(directory)/partial"),
+                ("X-Create-Dirs", "true"),
+                ("Content-Length", "1000000"),
+            ])
+        try partial.send(randomBytes(300_000))
+        try waitUntil("the partial body is in the spool") {
+            try first.spoolContents().contains { $0.hasSuffix(".part") }
+        }
+        _ = first.end(with: SIGKILL)
+
+        try Incus.startDaemon()
+        daemonUp = true
+        let second = try FerryProcess(arguments: ["--retention", "0"], spool: first.spool)
+        try second.waitForLog(containing: "spool recovered", "requeued=3", "partials_removed=1")
+        try waitUntil("the three are delivered") {
+            second.logLines(containing: "outcome=delivered").count >= 3
+        }
+        XCTAssertEqual(try hashes(in: directory), expected, "the partial upload is not delivered")
+        try waitUntil("the spool is empty") { try second.spoolContents().isEmpty }
+        try Incus.remove(container: "c1", path: directory)
+    }
+
+    func testSIGTERMFinishesUploadsInProgressAndExitsCleanly() throws {
+        let directory = uniqueDirectory()
+        let gate = Gate()
+        let first = try FerryProcess(
+            arguments: ["--incus", Gate.incus, "--shutdown-timeout", "3s"], environment: gate.environment)
+        // One push in progress (held at the gate) ...
+        let pushed = randomBytes(5000)
+        let held = try Uploads.post(
+            to: first,
+            [("X-Container-Name", "c1"), ("X-File-Path", "\(directory)/pushed"), ("X-Create-Dirs", "true")],
+            body: pushed)
+        XCTAssertEqual(held.status, 202)
+        try waitUntil("the push is in progress") {
+            try TaskAPI.state(first, Uploads.taskID(held)) == "pushing"
+        }
+        // ... and one upload whose body is half sent.
+        let late = randomBytes(200_000)
+        let client = try RawHTTPClient(port: first.port)
+        try client.sendHead(
+            "POST", "/upload",
+            [
+                ("X-Container-Name", "c1"), ("X-File-Path", "\(directory)/late"), ("X-Create-Dirs", "true"),
+                ("Content-Length", String(late.count)),
+            ])
+        try client.send(Array(late[..<100_000]))
+        try waitUntil("the upload is in progress") {
+            try first.spoolContents().contains { $0.hasSuffix(".part") }
+        }
+
+        kill(first.process.processIdentifier, SIGTERM)
+        try first.waitForLog(containing: "stopping")
+        XCTAssertThrowsError(try RawHTTPClient(port: first.port), "no new connections after SIGTERM")
+        try client.send(Array(late[100_000...]))
+        XCTAssertEqual(try client.readResponse().status, 202, "the upload in progress is finished")
+        let ending = first.end(with: 0)
+        XCTAssertEqual(ending.exitStatus, 0)
+        XCTAssertLessThan(ending.seconds, 10, "within the shutdown deadline")
+        XCTAssertGreaterThanOrEqual(
+            first.logLines(containing: "push interrupted by shutdown").count, 1,
+            first.logLines(containing: "").suffix(8).joined(separator: "\n"))
+
+        let second = try FerryProcess(arguments: ["--retention", "0"], spool: first.spool)
+        try second.waitForLog(containing: "spool recovered", "requeued=2")
+        try waitUntil("both are delivered") { second.logLines(containing: "outcome=delivered").count >= 2 }
+        XCTAssertEqual(
+            try hashes(in: directory),
+            ["pushed": try Command.sha256(pushed), "late": try Command.sha256(late)])
+        try Incus.remove(container: "c1", path: directory)
+    }
+}
