@@ -127,6 +127,15 @@ final class RejectionTests: XCTestCase {
         XCTAssertEqual(try ferry.spoolContents(), [])
     }
 
+    func testSpoolByteBoundGets503BeforeTheBody() throws {
+        let ferry = try FerryProcess(arguments: ["--spool-max-bytes", "10K"])
+        let response = try assertRefusedBeforeBody(
+            ferry, valid + [("Content-Length", "10241")], status: 503, error: "spool_full")
+        XCTAssertEqual(response.header("Retry-After"), "5")
+        XCTAssertEqual(
+            try Uploads.post(to: ferry, valid, body: randomBytes(10240)).status, 202, "up to the bound")
+    }
+
     func testClientLeavingMidBodyLeavesNoFileAndNoTask() throws {
         let ferry = try FerryProcess()
         let client = try RawHTTPClient(port: ferry.port)

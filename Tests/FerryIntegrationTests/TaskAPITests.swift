@@ -110,4 +110,18 @@ final class TaskAPITests: XCTestCase {
         XCTAssertEqual((all.json["tasks"] as? [[String: Any]])?.count, 1, "one task")
         XCTAssertEqual(ferry.logLines(containing: "push", "outcome=").count, 1, "one push")
     }
+
+    func testFinishedTasksAreForgottenWithTheirBytesAfterTheRetention() throws {
+        let ferry = try FerryProcess(arguments: ["--retention", "1s"])
+        let failed = Uploads.taskID(
+            try Uploads.post(
+                to: ferry, [("X-Container-Name", "no-such-instance"), ("X-File-Path", "/x")],
+                body: randomBytes(100)))
+        try waitUntil("it failed") { try TaskAPI.state(ferry, failed) == "failed" }
+        XCTAssertTrue(try ferry.spoolContents().contains("\(failed).data"))
+        try waitUntil("the retention passed") {
+            try TaskAPI.request(ferry, "GET", "/tasks/\(failed)").status == 404
+        }
+        XCTAssertEqual(try ferry.spoolContents(), [], "record and bytes are gone")
+    }
 }
