@@ -1,7 +1,7 @@
 # Ferry: see README.md. Every target installs what it needs on Debian 12.
 SWIFT_FORMAT_PATHS = Package.swift Sources Tests
 
-.PHONY: all build run test lint format deps clean
+.PHONY: all build run test lint format deps clean bench
 
 all: build
 
@@ -25,3 +25,8 @@ format:
 
 clean:
 	rm -rf .build .run
+
+bench: deps
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	swift build -c release --product ferry
+	python3 bench/run.py

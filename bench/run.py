@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""`make bench`: Ferry's figures and their references, measured in the same run.
+
+Builds release, starts Ferry on scratch spools, and prints one table (appended to
+BENCHMARKS.md with date, commit and machine). Every figure is the median of RUNS runs.
+
+  1. small ingest: wrk, 4 KiB POSTs, 50 connections, 10 s, only 202s counted, with and
+     without --fsync. Pushes go to /bin/true here (one worker), so the figure is the cost
+     of receiving and committing, not of Incus.
+  2. references: a plain C loop creating, writing and closing 4 KiB files on the spool's
+     file system, with and without an fsync per file.
+  3. recovery: start-up time with 10,000 unfinished tasks in the spool.
+"""
+import datetime
+import http.client
+import os
+import platform
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FERRY = os.path.join(ROOT, ".build", "release", "ferry")
+REFERENCE = os.path.join(ROOT, ".build", "bench-reference-files")
+RUNS = int(os.environ.get("FERRY_BENCH_RUNS", "3"))
+SECONDS = os.environ.get("FERRY_BENCH_SECONDS", "10")
+RECOVERY_TASKS = int(os.environ.get("FERRY_BENCH_RECOVERY_TASKS", "10000"))
+
+
+def run(command, **options):
+    return subprocess.run(command, check=True, text=True, capture_output=True, **options).stdout
+
+
+class Ferry:
+    """A ferry process in its own session (so its pushes can be killed with it)."""
+
+    def __init__(self, spool, *arguments):
+        self.process = subprocess.Popen(
+            [FERRY, "--listen", "127.0.0.1:0", "--spool", spool, "--log-level", "notice", *arguments],
+            stderr=subprocess.PIPE, text=True, start_new_session=True)
+        self.lines = []
+        while True:
+            line = self.process.stderr.readline()
+            if not line:
+                raise RuntimeError("ferry did not start:\n" + "".join(self.lines))
+            self.lines.append(line)
+            match = re.search(r"address=(\S+)", line)
+            if "listening" in line and match:
+                self.address = match.group(1)
+                return
+
+    def kill(self, signal_number=signal.SIGTERM):
+        os.killpg(self.process.pid, signal_number)
+        self.process.wait()
+
+
+def ingest(scratch, fsync):
+    results = []
+    for number in range(RUNS):
+        spool = os.path.join(scratch, f"ingest-{'fsync' if fsync else 'nofsync'}-{number}")
+        ferry = Ferry(spool, "--incus", "/bin/true", "--workers", "1", "--queue-capacity", "100000000",
+                      "--fsync" if fsync else "--no-fsync")
+        output = run(["wrk", "-t2", "-c50", f"-d{SECONDS}s", "-s", os.path.join(ROOT, "bench", "upload.lua"),
+                      f"http://{ferry.address}"])
+        ferry.kill()
+        line = next(l for l in output.splitlines() if l.startswith("FERRY "))
+        fields = dict(pair.split("=") for pair in line.split()[1:])
+        results.append({
+            "rate": int(fields["accepted"]) / float(fields["seconds"]),
+            "p50": float(fields["p50_ms"]), "p99": float(fields["p99_ms"]),
+            "refused": int(fields["refused"]) + int(fields["errors"]),
+        })
+        subprocess.run(["rm", "-rf", spool])
+    return {key: statistics.median(r[key] for r in results) for key in results[0]}
+
+
+def reference(scratch, sync):
+    rates = []
+    for _ in range(RUNS):
+        output = run([REFERENCE, os.path.join(scratch, "reference"), "5"] + (["--sync"] if sync else []))
+        rates.append(float(output.split("=")[1]))
+    return statistics.median(rates)
+
+
+def recovery(scratch):
+    spool = os.path.join(scratch, "recovery")
+    stalled = os.path.join(ROOT, "bench", "stalled-incus")
+    ferry = Ferry(spool, "--incus", stalled, "--workers", "1", "--no-fsync", "--queue-capacity", "1000000")
+    host, port = ferry.address.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port))
+    body = b"x" * 4096
+    for number in range(RECOVERY_TASKS):
+        connection.request("POST", "/upload", body=body, headers={
+            "X-Container-Name": "bench", "X-File-Path": f"/tmp/recovery/{number}"})
+        response = connection.getresponse()
+        response.read()
+        if response.status != 202:
+            raise RuntimeError(f"upload {number}: {response.status}")
+    ferry.kill(signal.SIGKILL)
+    seconds = []
+    for _ in range(RUNS):
+        started = time.monotonic()
+        ferry = Ferry(spool, "--incus", stalled, "--workers", "1", "--queue-capacity", "1000000")
+        ready = time.monotonic() - started
+        recovered = next(l for l in ferry.lines if "spool recovered" in l)
+        if f"requeued={RECOVERY_TASKS}" not in recovered:
+            raise RuntimeError("recovery did not requeue every task: " + recovered)
+        ferry.kill(signal.SIGKILL)
+        seconds.append(ready)
+    subprocess.run(["rm", "-rf", spool])
+    return statistics.median(seconds)
+
+
+def machine():
+    model = "unknown CPU"
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} cores, {model}, Linux {platform.release()}"
+
+
+def main():
+    run(["gcc", "-O2", "-o", REFERENCE, os.path.join(ROOT, "bench", "reference_files.c")])
+    scratch = tempfile.mkdtemp(prefix="ferry-bench-", dir=os.environ.get("FERRY_BENCH_DIR", "/var/tmp"))
+    try:
+        durable = ingest(scratch, fsync=True)
+        fast = ingest(scratch, fsync=False)
+        loop = reference(scratch, sync=False)
+        loop_sync = reference(scratch, sync=True)
+        recovered = recovery(scratch)
+    finally:
+        subprocess.run(["rm", "-rf", scratch])
+
+    commit = run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]).strip()
+    rows = [
+        ("small ingest, --fsync (accepted/s)", f"{durable['rate']:.0f}",
+         f"{durable['rate'] / loop_sync:.2f} x loop with fsync"),
+        ("small ingest, --fsync p50 / p99 (ms)", f"{durable['p50']:.2f} / {durable['p99']:.2f}", ""),
+        ("small ingest, --no-fsync (accepted/s)", f"{fast['rate']:.0f}", f"{fast['rate'] / loop:.2f} x plain loop"),
+        ("small ingest, --no-fsync p50 / p99 (ms)", f"{fast['p50']:.2f} / {fast['p99']:.2f}", ""),
+        ("reference: create-write-close loop (files/s)", f"{loop:.0f}", ""),
+        ("reference: same loop with fsync per file (files/s)", f"{loop_sync:.0f}", ""),
+        (f"recovery of {RECOVERY_TASKS} unfinished tasks (s to listening)", f"{recovered:.2f}", ""),
+    ]
+    header = (f"### {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}\n\n"
+              f"Machine: {machine()}. Medians of {RUNS} runs; ingest runs {SECONDS} s each.\n")
+    table = ["| figure | value | ratio |", "|---|---|---|"] + [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    text = header + "\n" + "\n".join(table) + "\n"
+    print(text)
+    with open(os.path.join(ROOT, "BENCHMARKS.md"), "a") as record:
+        record.write("\n" + text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+-- wrk script: POST a 4 KiB body to /upload; counts only 202 answers as accepted.
+wrk.method = "POST"
+wrk.path = "/upload"
+wrk.body = string.rep("x", 4096)
+wrk.headers["X-Container-Name"] = os.getenv("FERRY_BENCH_CONTAINER") or "bench"
+wrk.headers["X-File-Path"] = "/tmp/ferry-bench.bin"
+
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  accepted = 0
+  refused = 0
+end
+
+function response(status, headers, body)
+  if status == 202 then
+    accepted = accepted + 1
+  else
+    refused = refused + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local total_accepted, total_refused = 0, 0
+  for _, thread in ipairs(threads) do
+    total_accepted = total_accepted + thread:get("accepted")
+    total_refused = total_refused + thread:get("refused")
+  end
+  local seconds = summary.duration / 1e6
+  io.write(string.format("FERRY accepted=%d refused=%d errors=%d seconds=%.3f p50_ms=%.3f p99_ms=%.3f\n",
+    total_accepted, total_refused,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    seconds, latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
