@@ -16,6 +16,8 @@ enum APIError: Error {
     case wrongState(id: String, state: String, allowed: [String])
     case idempotencyKeyInProgress
     case badQuery(String)
+    case unauthorized(String)
+    case forbidden(AccessRefusal)
     case insufficientStorage(String)
     case serverFault(String)
 
@@ -29,6 +31,8 @@ enum APIError: Error {
         case .unknownTask: 404
         case .wrongState, .idempotencyKeyInProgress: 409
         case .badQuery: 400
+        case .unauthorized: 401
+        case .forbidden: 403
         case .insufficientStorage: 507
         case .serverFault: 500
         }
@@ -50,6 +54,8 @@ enum APIError: Error {
         case .wrongState: "wrong_state"
         case .idempotencyKeyInProgress: "idempotency_key_in_progress"
         case .badQuery: "bad_query"
+        case .unauthorized: "unauthorized"
+        case .forbidden: "forbidden"
         case .insufficientStorage: "insufficient_storage"
         case .serverFault: "internal_error"
         }
@@ -71,6 +77,8 @@ enum APIError: Error {
             "task \(id) is \(state); this needs \(allowed.joined(separator: " or "))"
         case .idempotencyKeyInProgress: "an upload with this Idempotency-Key is still being received"
         case .badQuery(let reason): reason
+        case .unauthorized(let reason): reason
+        case .forbidden(let refusal): refusal.description
         case .insufficientStorage(let reason): "the spool has no room: \(reason)"
         case .serverFault: "the server failed; the upload was not accepted"
         }
@@ -81,6 +89,7 @@ enum APIError: Error {
         switch self {
         case .methodNotAllowed(let allowed): headers.append(("Allow", allowed))
         case .queueFull, .spoolFull, .shuttingDown: headers.append(("Retry-After", "5"))
+        case .unauthorized: headers.append(("WWW-Authenticate", "Bearer realm=\"ferry\""))
         default: break
         }
         let body = JSON.encode(["error": code, "detail": detail])

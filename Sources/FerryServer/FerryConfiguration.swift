@@ -11,6 +11,10 @@ public struct FerryConfiguration: Sendable {
     public var idleTimeout: Int32 = 60
     /// Seconds a SIGTERM/SIGINT waits for uploads and pushes in progress.
     public var shutdownTimeout = 30.0
+    /// The token policy file (`--tokens`); without it nobody is asked for a token.
+    public var tokensFile: String?
+    /// Lets Ferry listen beyond loopback without tokens (`--insecure-open-access`).
+    public var insecureOpenAccess = false
     /// Workers, bounds, retries, durability and retention.
     public var delivery = DeliveryService.Settings()
 

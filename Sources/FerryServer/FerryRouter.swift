@@ -8,14 +8,18 @@ final class FerryRouter: HTTPHandler {
     private let configuration: FerryConfiguration
     private let service: DeliveryService
     private let tasks: TaskRoutes
+    private let authorizer: Authorizer?
     private let logger: Logger
     /// Set when shutdown begins: new requests are refused, those in progress finish.
     var draining = false
 
-    init(configuration: FerryConfiguration, service: DeliveryService, logger: Logger) {
+    /// - Parameter authorizer: the token policy; nil lets anyone who can connect do anything.
+    init(configuration: FerryConfiguration, service: DeliveryService, authorizer: Authorizer?, logger: Logger)
+    {
         self.configuration = configuration
         self.service = service
         self.tasks = TaskRoutes(service: service)
+        self.authorizer = authorizer
         self.logger = logger
     }
 
@@ -23,7 +27,10 @@ final class FerryRouter: HTTPHandler {
         if draining { return refuse(.shuttingDown, head) }
         if head.path == "/upload" {
             guard head.method == "POST" else { return refuse(.methodNotAllowed(allowed: "POST"), head) }
-            return admitUpload(head)
+            switch authenticate(head) {
+            case .success(let rule): return admitUpload(head, rule: rule)
+            case .failure(let error): return refuse(error, head)
+            }
         }
         if head.path == "/healthz" {
             guard head.method == "GET" || head.method == "HEAD" else {
@@ -31,7 +38,8 @@ final class FerryRouter: HTTPHandler {
             }
             return .accept(Answer { JSON.response(200, ["status": "serving"]) })
         }
-        if let route = tasks.route(head) {
+        if TaskRoutes.matches(head.path) {
+            let route = authenticate(head).flatMap { rule in tasks.route(head, viewer: rule?.name) }
             switch route {
             case .success(let answer): return .accept(Answer(answer))
             case .failure(let error): return refuse(error, head)
@@ -40,7 +48,24 @@ final class FerryRouter: HTTPHandler {
         return refuse(.notFound(path: head.path), head)
     }
 
-    private func admitUpload(_ head: HTTPRequestHead) -> HTTPAdmission {
+    /// The rule of the bearer token, checked before anything else about the request; nil
+    /// when no policy is in force.
+    private func authenticate(_ head: HTTPRequestHead) -> Result<TokenRule?, APIError> {
+        guard let authorizer else { return .success(nil) }
+        let values = head.values(of: "Authorization")
+        if values.count > 1 { return .failure(.contract(.duplicateHeader("Authorization"))) }
+        guard let value = values.first else { return .failure(.unauthorized("a bearer token is required")) }
+        let parts = value.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+            return .failure(.unauthorized("the Authorization header must be 'Bearer TOKEN'"))
+        }
+        guard let rule = authorizer.rule(forToken: String(parts[1]).trimmingSpaces()) else {
+            return .failure(.unauthorized("the token is not known"))
+        }
+        return .success(rule)
+    }
+
+    private func admitUpload(_ head: HTTPRequestHead, rule: TokenRule?) -> HTTPAdmission {
         let started = Monotonic.seconds()
         let request: UploadRequest
         let declaredLength: UInt64?
@@ -54,6 +79,17 @@ final class FerryRouter: HTTPHandler {
         }
         if let declaredLength, declaredLength > configuration.maxBodySize {
             return refuse(.bodyTooLarge(limit: configuration.maxBodySize), head, request)
+        }
+        if let rule, let refusal = rule.refusal(of: request, size: declaredLength) {
+            return refuse(.forbidden(refusal), head, request)
+        }
+        let tokenLimit = rule.flatMap { rule in
+            rule.maxUpload.map {
+                TokenLimit(
+                    bytes: $0,
+                    refusal: AccessRefusal(
+                        token: rule.name, rule: "max_upload", detail: "more than \($0) bytes"))
+            }
         }
         if let idempotencyKey {
             switch service.store.claim(idempotencyKey: idempotencyKey) {
@@ -93,7 +129,9 @@ final class FerryRouter: HTTPHandler {
             UploadStream(
                 request: request, file: file, service: service, reservedBytes: reservedBytes,
                 announced: declaredLength != nil, idempotencyKey: idempotencyKey,
-                maxBodySize: configuration.maxBodySize, logger: logger, started: started, peer: head.peer))
+                maxBodySize: configuration.maxBodySize, tokenLimit: tokenLimit, owner: rule?.name,
+                logger: logger,
+                started: started, peer: head.peer))
     }
 
     private static func validate(_ head: HTTPRequestHead) throws(APIError) -> UploadRequest {
@@ -161,4 +199,13 @@ final class Answer: HTTPBodyConsumer {
     func consume(_ chunk: BodyChunk) -> HTTPBodyVerdict { .proceed }
     func finish(respond: @escaping @Sendable (HTTPResponse) -> Void) { respond(make()) }
     func abort(reason: String) {}
+}
+
+extension String {
+    fileprivate func trimmingSpaces() -> String {
+        var text = Substring(self)
+        while text.first == " " || text.first == "\t" { text.removeFirst() }
+        while text.last == " " || text.last == "\t" { text.removeLast() }
+        return String(text)
+    }
 }

@@ -24,6 +24,22 @@ public final class FerryService {
     public func run() throws {
         // A client that leaves mid-answer must cost an EPIPE, not the process.
         signal(SIGPIPE, SIG_IGN)
+        let authorizer = try configuration.tokensFile.map { path throws(PolicyError) in
+            try Authorizer(path: path)
+        }
+        if authorizer == nil && !configuration.insecureOpenAccess && !Self.isLoopback(configuration.listen) {
+            throw StartupError(
+                "refusing to listen on \(configuration.listen) without --tokens: anyone who can reach it could "
+                    + "write any file into any container. Give --tokens FILE, listen on 127.0.0.1, "
+                    + "or pass --insecure-open-access if that is really what you want.")
+        }
+        if let authorizer {
+            logger.notice(
+                "token policy loaded",
+                metadata: ["file": "\(authorizer.path)", "tokens": "\(authorizer.tokenCount)"])
+        } else {
+            logger.warning("no --tokens: every client that can connect may write into every container")
+        }
         let loop = try EventLoop()
         try StreamingProbe.verify(on: loop)
         logger.debug("request streaming verified")
@@ -35,7 +51,8 @@ public final class FerryService {
         _ = try service.start()
         let collector = collectGarbage(of: service)
 
-        let router = FerryRouter(configuration: configuration, service: service, logger: logger)
+        let router = FerryRouter(
+            configuration: configuration, service: service, authorizer: authorizer, logger: logger)
         let server = try HTTPServer(
             loop: loop, handler: router, maxBodySize: configuration.maxBodySize,
             idleTimeout: configuration.idleTimeout)
@@ -63,6 +80,20 @@ public final class FerryService {
                 Self.stopWhenIdle(server, loop: loop, deadline: deadline)
             }
         }
+        if let authorizer {
+            loop.onSignal(SIGHUP) { [logger] in
+                DispatchQueue.global().async {
+                    do throws(PolicyError) {
+                        let count = try authorizer.reload()
+                        logger.notice("token policy reloaded", metadata: ["tokens": "\(count)"])
+                    } catch {
+                        logger.error(
+                            "token policy not reloaded; the previous one stays in force",
+                            metadata: ["error": "\(error)"])
+                    }
+                }
+            }
+        }
         loop.run()
         collector.cancel()
         let clean = service.shutdown(deadline: deadline)
@@ -73,6 +104,12 @@ public final class FerryService {
                 "pushes_cut_off": "\(clean ? "none" : "some")",
             ])
         withExtendedLifetime((server, router)) {}
+    }
+
+    /// Whether `address` (`HOST:PORT`) is on the loopback interface.
+    static func isLoopback(_ address: String) -> Bool {
+        let host = address.split(separator: ":").dropLast().joined(separator: ":")
+        return host.hasPrefix("127.") || host == "[::1]" || host == "localhost"
     }
 
     /// Stops the loop once no request is in progress, or at the deadline.
@@ -95,5 +132,14 @@ public final class FerryService {
         timer.setEventHandler { service.collectGarbage() }
         timer.resume()
         return timer
+    }
+}
+
+/// A reason Ferry will not start.
+struct StartupError: Error, CustomStringConvertible {
+    var description: String
+
+    init(_ description: String) {
+        self.description = description
     }
 }

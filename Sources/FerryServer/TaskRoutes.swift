@@ -8,20 +8,27 @@ struct TaskRoutes {
     static let defaultLimit = 100
     static let maximumLimit = 1000
 
-    /// The answer-maker for a `/tasks` request, an error decided from the head, or nil when
-    /// the path is not a task route.
-    func route(_ head: HTTPRequestHead) -> Result<() -> HTTPResponse, APIError>? {
+    /// Whether `path` is a task route.
+    static func matches(_ path: String) -> Bool {
+        path == "/tasks" || path.hasPrefix("/tasks/")
+    }
+
+    /// The answer-maker for a `/tasks` request, or an error decided from the head.
+    ///
+    /// - Parameter viewer: the token's name; a token sees and acts on its own tasks only
+    ///   (nil without `--tokens`).
+    func route(_ head: HTTPRequestHead, viewer: String?) -> Result<() -> HTTPResponse, APIError> {
         let segments = head.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
-        guard segments.first == "tasks" else { return nil }
         let rest = Array(segments.dropFirst()).map(String.init)
         let reading = head.method == "GET" || head.method == "HEAD"
         switch rest.count {
         case 0:
-            return reading ? list(query: head.query) : .failure(.methodNotAllowed(allowed: "GET, HEAD"))
+            return reading
+                ? list(query: head.query, viewer: viewer) : .failure(.methodNotAllowed(allowed: "GET, HEAD"))
         case 1 where reading:
             let id = rest[0]
             return .success({ [service] in
-                guard let record = service.store.record(id: id) else {
+                guard let record = service.task(id: id, viewer: viewer) else {
                     return APIError.unknownTask(id).response
                 }
                 return JSON.response(200, TaskView(record))
@@ -30,7 +37,7 @@ struct TaskRoutes {
             let id = rest[0]
             return .success({ [service] in
                 do throws(TaskActionError) {
-                    try service.delete(id: id)
+                    try service.delete(id: id, viewer: viewer)
                     return HTTPResponse(status: 204)
                 } catch {
                     return Self.apiError(error).response
@@ -43,7 +50,7 @@ struct TaskRoutes {
             let id = rest[0]
             return .success({ [service] in
                 do throws(TaskActionError) {
-                    let record = try service.retry(id: id)
+                    let record = try service.retry(id: id, viewer: viewer)
                     return JSON.response(202, TaskView(record), headers: [("Location", "/tasks/\(id)")])
                 } catch {
                     return Self.apiError(error).response
@@ -54,7 +61,7 @@ struct TaskRoutes {
         }
     }
 
-    private func list(query: String?) -> Result<() -> HTTPResponse, APIError> {
+    private func list(query: String?, viewer: String?) -> Result<() -> HTTPResponse, APIError> {
         var state: TaskState?
         var limit = Self.defaultLimit
         var after: String?
@@ -84,7 +91,7 @@ struct TaskRoutes {
                 var tasks: [TaskView]
                 var next: String?
             }
-            let records = service.store.list(state: state, after: after, limit: limit + 1)
+            let records = service.store.list(state: state, owner: viewer, after: after, limit: limit + 1)
             let page = records.prefix(limit).map(TaskView.init)
             return JSON.response(200, Page(tasks: page, next: records.count > limit ? page.last?.id : nil))
         })

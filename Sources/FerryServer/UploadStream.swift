@@ -2,6 +2,12 @@ import FerryCore
 import FerryHTTP
 import Logging
 
+/// A token's own upload limit, and the refusal to answer when a body passes it.
+struct TokenLimit {
+    var bytes: UInt64
+    var refusal: AccessRefusal
+}
+
 /// One upload body on its way to the spool: written as it arrives, made durable off the
 /// event loop by the group committer, then queued for delivery and answered with 202.
 final class UploadStream: HTTPBodyConsumer {
@@ -15,6 +21,8 @@ final class UploadStream: HTTPBodyConsumer {
     private let idempotencyKey: String?
     private let announced: Bool
     private let maxBodySize: UInt64
+    private let tokenLimit: TokenLimit?
+    private let owner: String?
     private let logger: Logger
     private let started: Double
     private let peer: String
@@ -24,9 +32,12 @@ final class UploadStream: HTTPBodyConsumer {
 
     init(
         request: UploadRequest, file: SpoolFile, service: DeliveryService, reservedBytes: UInt64,
-        announced: Bool, idempotencyKey: String?, maxBodySize: UInt64, logger: Logger, started: Double,
-        peer: String
+        announced: Bool, idempotencyKey: String?, maxBodySize: UInt64, tokenLimit: TokenLimit?,
+        owner: String?,
+        logger: Logger, started: Double, peer: String
     ) {
+        self.tokenLimit = tokenLimit
+        self.owner = owner
         self.request = request
         self.file = file
         self.service = service
@@ -44,6 +55,9 @@ final class UploadStream: HTTPBodyConsumer {
         received += count
         if received > maxBodySize {
             return .stop(refuse(.bodyTooLarge(limit: maxBodySize)))
+        }
+        if let tokenLimit, received > tokenLimit.bytes {
+            return .stop(refuse(.forbidden(tokenLimit.refusal)))
         }
         if !announced {
             // A chunked body reserves spool bytes as they come.
@@ -72,7 +86,8 @@ final class UploadStream: HTTPBodyConsumer {
         let idempotencyKey = self.idempotencyKey
         let id = file.id
         service.accept(
-            file, request: request, bytes: received, idempotencyKey: idempotencyKey, requestID: nil
+            file, request: request, bytes: received, idempotencyKey: idempotencyKey, requestID: nil,
+            owner: owner
         ) { result in
             switch result {
             case .success(let record):

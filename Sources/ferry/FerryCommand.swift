@@ -29,6 +29,18 @@ struct FerryCommand: ParsableCommand {
             "Directory for upload bytes until they are delivered (created 0700).", valueName: "dir"))
     var spool = "/var/spool/ferry"
 
+    @Option(
+        help: ArgumentHelp(
+            "Token policy (YAML): tokens by SHA-256, with the containers, paths, sizes, modes and owners each may write. SIGHUP reloads it. See the README.",
+            valueName: "file"))
+    var tokens: String?
+
+    @Flag(
+        help:
+            "Allow listening on a non-loopback address without --tokens: anyone who can connect may write any file into any container."
+    )
+    var insecureOpenAccess = false
+
     @Option(help: ArgumentHelp("The incus client: a path, or a name looked up on PATH.", valueName: "path"))
     var incus = "incus"
 
@@ -113,6 +125,8 @@ struct FerryCommand: ParsableCommand {
         settings.listen = listen
         settings.spoolDirectory = spool
         settings.incus = incus
+        settings.tokensFile = tokens
+        settings.insecureOpenAccess = insecureOpenAccess
         settings.maxBodySize = maxBodySize.bytes
         settings.pushTimeout = pushTimeout.value
         settings.shutdownTimeout = shutdownTimeout.value

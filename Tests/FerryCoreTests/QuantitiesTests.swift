@@ -1,4 +1,4 @@
-import FerryServer
+import FerryCore
 import XCTest
 
 final class QuantitiesTests: XCTestCase {

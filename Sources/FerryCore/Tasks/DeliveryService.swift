@@ -88,11 +88,12 @@ public final class DeliveryService: Sendable {
     /// committer's queue) once bytes and record are on stable storage.
     public func accept(
         _ file: SpoolFile, request: UploadRequest, bytes: UInt64, idempotencyKey: String?,
-        requestID: String?, completion: @escaping @Sendable (Result<TaskRecord, SystemError>) -> Void
+        requestID: String?, owner: String?,
+        completion: @escaping @Sendable (Result<TaskRecord, SystemError>) -> Void
     ) {
         let record = TaskRecord(
             id: file.id, sequence: store.makeSequence(), request: request, bytes: bytes,
-            createdAt: WallClock.now(), idempotencyKey: idempotencyKey, requestID: requestID)
+            createdAt: WallClock.now(), idempotencyKey: idempotencyKey, requestID: requestID, owner: owner)
         committer.commit(file, record: record) { [store, queue] result in
             switch result {
             case .success:
@@ -105,9 +106,15 @@ public final class DeliveryService: Sendable {
         }
     }
 
+    /// Task `id` as `viewer` may see it: a token sees only its own tasks (nil: all).
+    public func task(id: String, viewer: String?) -> TaskRecord? {
+        guard let record = store.record(id: id), viewer == nil || record.owner == viewer else { return nil }
+        return record
+    }
+
     /// Sends a failed task back to the queue, with a fresh count of attempts.
-    public func retry(id: String) throws(TaskActionError) -> TaskRecord {
-        guard let current = store.record(id: id) else { throw .unknownTask(id) }
+    public func retry(id: String, viewer: String? = nil) throws(TaskActionError) -> TaskRecord {
+        guard let current = task(id: id, viewer: viewer) else { throw .unknownTask(id) }
         guard current.state == .failed else {
             throw .wrongState(id: id, state: current.state, allowed: [.failed])
         }
@@ -133,7 +140,8 @@ public final class DeliveryService: Sendable {
     }
 
     /// Removes a queued or failed task and its bytes.
-    public func delete(id: String) throws(TaskActionError) {
+    public func delete(id: String, viewer: String? = nil) throws(TaskActionError) {
+        guard task(id: id, viewer: viewer) != nil else { throw .unknownTask(id) }
         let allowed: [TaskState] = [.queued, .failed]
         let (removable, current) = store.removeIf(id: id) { allowed.contains($0.state) }
         guard let removable else {

@@ -22,10 +22,13 @@ public struct TaskRecord: Codable, Sendable, Equatable {
     public var idempotencyKey: String?
     /// The request id of the upload that created the task, for following it through logs.
     public var requestID: String?
+    /// The name of the token that uploaded it (nil without `--tokens`); a token sees only
+    /// its own tasks.
+    public var owner: String?
 
     public init(
         id: String, sequence: UInt64, request: UploadRequest, bytes: UInt64, createdAt: Double,
-        idempotencyKey: String? = nil, requestID: String? = nil
+        idempotencyKey: String? = nil, requestID: String? = nil, owner: String? = nil
     ) {
         self.id = id
         self.sequence = sequence
@@ -38,5 +41,6 @@ public struct TaskRecord: Codable, Sendable, Equatable {
         self.updatedAt = createdAt
         self.idempotencyKey = idempotencyKey
         self.requestID = requestID
+        self.owner = owner
     }
 }

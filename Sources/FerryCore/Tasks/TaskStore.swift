@@ -124,12 +124,16 @@ public final class TaskStore: Sendable {
         }
     }
 
-    /// Tasks in acceptance order, optionally in one state, after task `after`, at most `limit`.
-    public func list(state: TaskState?, after: String?, limit: Int) -> [TaskRecord] {
+    /// Tasks in acceptance order, optionally in one state and of one owner, after task
+    /// `after`, at most `limit`.
+    public func list(state: TaskState?, owner: String? = nil, after: String?, limit: Int) -> [TaskRecord] {
         index.withLock { index in
             let start = after.flatMap { index.records[$0]?.sequence } ?? 0
             return index.records.values
-                .filter { $0.sequence > start && (state == nil || $0.state == state) }
+                .filter {
+                    $0.sequence > start && (state == nil || $0.state == state)
+                        && (owner == nil || $0.owner == owner)
+                }
                 .sorted { $0.sequence < $1.sequence }
                 .prefix(limit)
                 .map { $0 }

@@ -1,0 +1,107 @@
+/// What one token may do. Tokens are known only by the SHA-256 of their value.
+public struct TokenRule: Sendable, Equatable {
+    public var name: String
+    /// SHA-256 of the token, 32 bytes.
+    public var digest: [UInt8]
+    /// Instance names or `*`/`?` globs the token may write.
+    public var containers: [String]
+    /// Destination prefixes (absolute). `/srv/app` admits `/srv/app` and what lies under
+    /// `/srv/app/`, not `/srv/application`.
+    public var pathPrefixes: [String]
+    /// The largest upload, in bytes (nil: only the server's limit).
+    public var maxUpload: UInt64?
+    /// Whether modes with setuid/setgid bits may be set.
+    public var allowSetID: Bool
+    /// Whether owners other than the default (0:0) may be set.
+    public var allowOwner: Bool
+
+    public init(
+        name: String, digest: [UInt8], containers: [String], pathPrefixes: [String], maxUpload: UInt64? = nil,
+        allowSetID: Bool = false, allowOwner: Bool = false
+    ) {
+        self.name = name
+        self.digest = digest
+        self.containers = containers
+        self.pathPrefixes = pathPrefixes
+        self.maxUpload = maxUpload
+        self.allowSetID = allowSetID
+        self.allowOwner = allowOwner
+    }
+
+    /// The rule of this token that refuses `request` of `size` bytes, if any.
+    ///
+    /// - Parameter size: the announced size (nil for a chunked body; then the limit is
+    ///   enforced while the body streams).
+    public func refusal(of request: UploadRequest, size: UInt64?) -> AccessRefusal? {
+        if !containers.contains(where: { Glob.matches($0, request.container) }) {
+            return AccessRefusal(token: name, rule: "containers", detail: "container '\(request.container)'")
+        }
+        // The destination is already normalised: absolute, no '.', '..' or empty segments.
+        if !pathPrefixes.contains(where: { Self.path(request.path, isUnder: $0) }) {
+            return AccessRefusal(token: name, rule: "paths", detail: "path '\(request.path)'")
+        }
+        if let maxUpload, let size, size > maxUpload {
+            return AccessRefusal(
+                token: name, rule: "max_upload", detail: "\(size) bytes (limit \(maxUpload))")
+        }
+        if !allowSetID && request.mode & 0o6000 != 0 {
+            return AccessRefusal(token: name, rule: "allow_setid", detail: "mode \(request.octalMode)")
+        }
+        if !allowOwner && (request.uid != 0 || request.gid != 0) {
+            return AccessRefusal(
+                token: name, rule: "allow_owner", detail: "owner \(request.uid):\(request.gid)")
+        }
+        return nil
+    }
+
+    static func path(_ path: String, isUnder prefix: String) -> Bool {
+        if prefix == "/" { return true }
+        let base = prefix.hasSuffix("/") ? String(prefix.dropLast()) : prefix
+        return path == base || path.hasPrefix(base + "/")
+    }
+}
+
+/// Which rule of which token refused a request.
+public struct AccessRefusal: Error, Sendable, Equatable, CustomStringConvertible {
+    public var token: String
+    public var rule: String
+    public var detail: String
+
+    public init(token: String, rule: String, detail: String) {
+        self.token = token
+        self.rule = rule
+        self.detail = detail
+    }
+
+    public var description: String { "token '\(token)' may not write \(detail) (rule: \(rule))" }
+}
+
+/// `*` (any run of characters) and `?` (one character) matching for container names.
+enum Glob {
+    static func matches(_ pattern: String, _ text: String) -> Bool {
+        let pattern = Array(pattern)
+        let text = Array(text)
+        var p = 0
+        var t = 0
+        var star: Int?
+        var resume = 0
+        while t < text.count {
+            if p < pattern.count && (pattern[p] == "?" || pattern[p] == text[t]) {
+                p += 1
+                t += 1
+            } else if p < pattern.count && pattern[p] == "*" {
+                star = p
+                resume = t
+                p += 1
+            } else if let star {
+                p = star + 1
+                resume += 1
+                t = resume
+            } else {
+                return false
+            }
+        }
+        while p < pattern.count && pattern[p] == "*" { p += 1 }
+        return p == pattern.count
+    }
+}
