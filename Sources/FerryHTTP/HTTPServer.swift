@@ -21,9 +21,12 @@ public final class HTTPServer: @unchecked Sendable {
     /// - Parameters:
     ///   - maxBodySize: libevent's own body limit, a backstop behind the handler's checks.
     ///   - idleTimeout: seconds a connection may stay silent before it is closed.
-    public init(loop: EventLoop, handler: HTTPHandler, maxBodySize: UInt64, idleTimeout: Int32)
-        throws
-    {
+    ///   - maxHeaderSize: the request line and header fields together, in bytes; longer
+    ///     heads are answered 400 by libevent and the connection closed.
+    public init(
+        loop: EventLoop, handler: HTTPHandler, maxBodySize: UInt64, maxHeaderSize: Int = 32 * 1024,
+        idleTimeout: Int32
+    ) throws {
         guard let http = evhttp_new(loop.base) else {
             throw HTTPServerError.eventLoop("evhttp_new failed")
         }
@@ -31,6 +34,7 @@ public final class HTTPServer: @unchecked Sendable {
         self.http = http
         self.handler = handler
         evhttp_set_max_body_size(http, Int(clamping: maxBodySize))
+        evhttp_set_max_headers_size(http, Int(clamping: maxHeaderSize))
         evhttp_set_timeout(http, idleTimeout)
         // Methods are judged by the handler in the header callback; evhttp's own check runs
         // only after the body and would answer a second time.
@@ -102,7 +106,7 @@ public final class HTTPServer: @unchecked Sendable {
 
     private func headersComplete(_ request: OpaquePointer) -> Int32 {
         let head = HTTPRequestHead(request: request)
-        let exchange = Exchange(request: request)
+        let exchange = Exchange(request: request, isHead: head.method == "HEAD")
         exchanges[request] = exchange
         let me = Unmanaged.passUnretained(self).toOpaque()
         evhttp_request_set_on_complete_cb(
@@ -123,8 +127,13 @@ public final class HTTPServer: @unchecked Sendable {
         }
         switch handler.admit(head) {
         case .reject(let response):
-            // No 100 Continue, and no reading of the body as a next request (smuggling).
-            evhttp_remove_header(evhttp_request_get_input_headers(request), "Expect")
+            // The body is never read: without its framing headers libevent takes the
+            // request as bodiless, so it neither sends 100 Continue, nor parses the body as
+            // a next request (smuggling), nor answers a second time (its own 413 or 400).
+            let input = evhttp_request_get_input_headers(request)
+            for name in ["Expect", "Content-Length", "Transfer-Encoding", "Connection"] {
+                while evhttp_remove_header(input, name) == 0 {}
+            }
             send(response, to: exchange, closing: true)
         case .accept(let consumer):
             exchange.consumer = consumer
@@ -187,8 +196,16 @@ public final class HTTPServer: @unchecked Sendable {
         }
         if detached {
             exchange.connectionLost = true
-            if exchange.state == .streaming {
+            switch exchange.state {
+            case .streaming:
                 send(HTTPResponse(status: 400), to: exchange, closing: true)
+            case .answered:
+                // An early answer whose write failed: libevent presented the request to
+                // "the user" after our answer (resetting userdone) and so left it to us.
+                exchanges[request] = nil
+                evhttp_request_free(request)
+            case .finishing, .released:
+                break
             }
         } else {
             exchanges[request] = nil
@@ -214,7 +231,12 @@ public final class HTTPServer: @unchecked Sendable {
         }
         let body = evbuffer_new()
         defer { evbuffer_free(body) }
-        response.body.withUnsafeBytes { _ = evbuffer_add(body, $0.baseAddress, $0.count) }
+        if exchange.isHead {
+            // libevent 2.1 would send a HEAD answer's body, and without its length.
+            evhttp_add_header(output, "Content-Length", String(response.body.count))
+        } else {
+            response.body.withUnsafeBytes { _ = evbuffer_add(body, $0.baseAddress, $0.count) }
+        }
         evhttp_send_reply(request, Int32(response.status), nil, body)
     }
 }
@@ -234,11 +256,13 @@ final class Exchange: @unchecked Sendable {
     }
 
     let request: OpaquePointer
+    let isHead: Bool
     var state = State.streaming
     var consumer: HTTPBodyConsumer?
     var connectionLost = false
 
-    init(request: OpaquePointer) {
+    init(request: OpaquePointer, isHead: Bool) {
         self.request = request
+        self.isHead = isHead
     }
 }

@@ -153,6 +153,19 @@ final class RejectionTests: XCTestCase {
         XCTAssertEqual(try health.readResponse().status, 200, "the server still serves")
     }
 
+    func testHeadAnswersCarryALengthAndNoBody() throws {
+        let ferry = try FerryProcess()
+        let client = try RawHTTPClient(port: ferry.port)
+        try client.sendHead("HEAD", "/healthz", [])
+        try client.sendHead("GET", "/healthz", [])
+        let head = try client.readResponse(toHead: true)
+        XCTAssertEqual(head.status, 200)
+        XCTAssertEqual(head.header("Content-Length"), "21")
+        let get = try client.readResponse()
+        XCTAssertEqual(get.status, 200, "the HEAD answer had no body to be taken for the next answer")
+        XCTAssertEqual(get.body.count, 21)
+    }
+
     func testHealthzAnswers200() throws {
         let ferry = try FerryProcess()
         let client = try RawHTTPClient(port: ferry.port)

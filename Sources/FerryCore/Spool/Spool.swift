@@ -94,13 +94,13 @@ public final class Spool: Sendable {
         let decoder = JSONDecoder()
         for id in recordIDs {
             let recordPath = path(id, Self.recordSuffix)
+            let hasData = dataIDs.remove(id) != nil
             guard let data = FileManager.default.contents(atPath: recordPath),
                 let record = try? decoder.decode(TaskRecord.self, from: data), record.id == id
             else {
                 recovery.unreadable.append(id)
                 continue
             }
-            let hasData = dataIDs.remove(id) != nil
             if (record.state == .failed || !record.state.isFinished) && !hasData {
                 try Posix.unlink(recordPath)
                 recovery.lost.append(id)

@@ -22,7 +22,7 @@ public enum ChildProcess {
     /// Kills (SIGKILL) every child started by ``run(_:arguments:timeout:)`` that still runs.
     public static func killAll() {
         running.withLock { pids in
-            for pid in pids { kill(pid, SIGKILL) }
+            for pid in pids { kill(-pid, SIGKILL) }
         }
     }
 
@@ -67,12 +67,20 @@ public enum ChildProcess {
         sigemptyset(&empty)
         posix_spawnattr_setsigdefault(&attributes, &defaults)
         posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        // Its own process group, so a timeout or a shutdown kills whatever it started too.
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(
+            &attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP))
 
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { for argument in argv { free(argument) } }
         var pid: pid_t = 0
-        let spawned = posix_spawnp(&pid, executable, &actions, &attributes, argv, environ)
+        // Spawned under the lock so that a shutdown's killAll() sees every child.
+        let spawned = running.withLock { running in
+            let result = posix_spawnp(&pid, executable, &actions, &attributes, argv, environ)
+            if result == 0 { running.insert(pid) }
+            return result
+        }
         Posix.close(output[1])
         Posix.close(errors[1])
         guard spawned == 0 else {
@@ -80,20 +88,37 @@ public enum ChildProcess {
             Posix.close(errors[0])
             throw SystemError(call: "posix_spawn \(executable)", errno: spawned)
         }
-        running.withLock { _ = $0.insert(pid) }
-        let (standardOutput, standardError, timedOut) = collect(
-            output: output[0], errors: errors[0], pid: pid, timeout: timeout)
+        let deadline = Monotonic.seconds() + timeout
+        var (standardOutput, standardError, timedOut) = collect(
+            output: output[0], errors: errors[0], pid: pid, deadline: deadline)
+        // The pipes can close before the child ends; the deadline holds for the wait too.
+        while !hasExited(pid) {
+            if Monotonic.seconds() >= deadline {
+                kill(-pid, SIGKILL)
+                timedOut = true
+                break
+            }
+            usleep(5000)
+        }
+        // Forgotten before it is reaped, so killAll() never signals a recycled pid.
+        running.withLock { _ = $0.remove(pid) }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        running.withLock { _ = $0.remove(pid) }
         let exited = (status & 0x7f) == 0
         return ProcessOutcome(
             exitStatus: exited ? (status >> 8) & 0xff : nil, timedOut: timedOut,
             standardOutput: standardOutput, standardError: standardError)
     }
 
+    /// Whether `pid` has ended, without reaping it (so its pid stays reserved).
+    private static func hasExited(_ pid: pid_t) -> Bool {
+        var info = siginfo_t()
+        let status = waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT)
+        return status != 0 || info._sifields._sigchld.si_pid != 0
+    }
+
     /// Reads both pipes until they close; kills the child if `timeout` passes first.
-    private static func collect(output: Int32, errors: Int32, pid: pid_t, timeout: Double)
+    private static func collect(output: Int32, errors: Int32, pid: pid_t, deadline: Double)
         -> (String, String, Bool)
     {
         defer {
@@ -103,13 +128,12 @@ public enum ChildProcess {
         var captured: [[UInt8]] = [[], []]
         var open = [true, true]
         let descriptors = [output, errors]
-        let deadline = Monotonic.seconds() + timeout
         var timedOut = false
         var chunk = [UInt8](repeating: 0, count: 4096)
         while open[0] || open[1] {
             let remaining = deadline - Monotonic.seconds()
             if remaining <= 0 {
-                kill(pid, SIGKILL)
+                kill(-pid, SIGKILL)
                 timedOut = true
                 break
             }

@@ -151,6 +151,8 @@ public final class DeliveryService: Sendable {
         do {
             try spool.removeTask(id: id)
         } catch {
+            // Keep the task known (and counted) rather than leave its files unaccounted for.
+            store.insert(removable)
             throw .storage(error)
         }
         capacity.releaseBytes(removable.bytes)
@@ -161,8 +163,12 @@ public final class DeliveryService: Sendable {
     /// Forgets finished tasks older than the retention, and removes their files.
     public func collectGarbage() {
         let cutoff = WallClock.now() - settings.retention
-        for record in store.finished(before: cutoff) {
-            store.remove(id: record.id)
+        for candidate in store.finished(before: cutoff) {
+            // Checked again under the store's lock: a retry or a DELETE may have come first.
+            let (removed, _) = store.removeIf(id: candidate.id) {
+                $0.state.isFinished && $0.updatedAt < cutoff
+            }
+            guard let record = removed else { continue }
             try? spool.removeTask(id: record.id)
             if record.state == .failed { capacity.releaseBytes(record.bytes) }
         }

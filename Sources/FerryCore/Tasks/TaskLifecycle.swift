@@ -55,9 +55,10 @@ final class TaskLifecycle: DeliveryLifecycle {
     }
 
     private func removeData(_ task: UploadTask) {
+        // The task no longer holds its bytes, whether or not the unlink worked.
+        capacity.releaseBytes(task.bytes)
         do {
             try spool.removeData(id: task.id)
-            capacity.releaseBytes(task.bytes)
         } catch {
             logger.error("cannot remove spool file", metadata: ["task": "\(task.id)", "error": "\(error)"])
         }
