@@ -1,0 +1,208 @@
+import Foundation
+import XCTest
+
+/// Hostile requests over raw sockets: each gets its exact status (or a closed connection),
+/// Ferry keeps serving, nothing new is left in the spool and nothing is pushed.
+final class HostileRequestTests: XCTestCase {
+    private struct Case {
+        var name: String
+        var bytes: [UInt8]
+        /// The status expected, or nil when the server just closes the connection.
+        var status: Int?
+        /// Bytes the client sends after reading nothing (for slow clients), then waits.
+        var closeBeforeAnswer = false
+    }
+
+    private static func request(
+        method: String = "POST", target: String = "/upload", _ headers: [(String, String)],
+        body: String = ""
+    ) -> [UInt8] {
+        var text = "\(method) \(target) HTTP/1.1\r\nHost: ferry\r\n"
+        for (name, value) in headers { text += "\(name): \(value)\r\n" }
+        return Array((text + "\r\n" + body).utf8)
+    }
+
+    private static func upload(
+        container: String = "c1", path: String = "/tmp/hostile", extra: [(String, String)] = [],
+        length: String? = "5", body: String = "hello"
+    ) -> [UInt8] {
+        var headers = [("X-Container-Name", container), ("X-File-Path", path)] + extra
+        if let length { headers.append(("Content-Length", length)) }
+        return request(headers, body: body)
+    }
+
+    private static func raw(_ text: String) -> [UInt8] { Array(text.utf8) }
+
+    private static let cases: [Case] = [
+        // Traversal and malformed destinations.
+        Case(name: "dot-dot segment", bytes: upload(path: "/tmp/../etc/shadow"), status: 400),
+        Case(name: "dot segment", bytes: upload(path: "/tmp/./x"), status: 400),
+        Case(name: "trailing dot-dot", bytes: upload(path: "/tmp/.."), status: 400),
+        Case(name: "relative path", bytes: upload(path: "etc/passwd"), status: 400),
+        Case(name: "empty path", bytes: upload(path: ""), status: 400),
+        Case(name: "root as destination", bytes: upload(path: "/"), status: 400),
+        Case(name: "empty segment", bytes: upload(path: "/tmp//x"), status: 400),
+        Case(
+            name: "overlong path", bytes: upload(path: "/" + String(repeating: "a", count: 4096)), status: 400
+        ),
+        Case(name: "control byte in path", bytes: upload(path: "/tmp/a\u{01}b"), status: 400),
+        Case(name: "DEL in path", bytes: upload(path: "/tmp/a\u{7f}b"), status: 400),
+        Case(name: "NUL cuts the path to nothing", bytes: upload(path: "\u{0}/etc/x"), status: 400),
+        Case(name: "directory without a host name", bytes: upload(path: "/tmp/"), status: 400),
+        Case(
+            name: "host path that is all dots",
+            bytes: upload(path: "/tmp/", extra: [("X-Host-Path", "../..")]),
+            status: 400),
+        // Names that look like options, remotes or paths.
+        Case(name: "option-like container", bytes: upload(container: "-rf"), status: 400),
+        Case(name: "long option container", bytes: upload(container: "--help"), status: 400),
+        Case(name: "remote prefix", bytes: upload(container: "x:c1"), status: 400),
+        Case(name: "path in the container name", bytes: upload(container: "c1/../c2"), status: 400),
+        Case(
+            name: "overlong container", bytes: upload(container: String(repeating: "c", count: 64)),
+            status: 400),
+        Case(name: "empty container", bytes: upload(container: ""), status: 400),
+        Case(name: "all-digit container", bytes: upload(container: "123"), status: 400),
+        Case(name: "space in container", bytes: upload(container: "c 1"), status: 400),
+        Case(name: "non-ASCII container", bytes: upload(container: "c\u{e9}"), status: 400),
+        // Modes and owners.
+        Case(name: "non-octal mode", bytes: upload(extra: [("X-File-Mode", "0999")]), status: 400),
+        Case(name: "negative mode", bytes: upload(extra: [("X-File-Mode", "-1")]), status: 400),
+        Case(name: "mode beyond 7777", bytes: upload(extra: [("X-File-Mode", "17777")]), status: 400),
+        Case(name: "hex mode", bytes: upload(extra: [("X-File-Mode", "0x1ff")]), status: 400),
+        Case(name: "negative uid", bytes: upload(extra: [("X-File-Uid", "-1")]), status: 400),
+        Case(name: "uid -1 in disguise", bytes: upload(extra: [("X-File-Uid", "4294967295")]), status: 400),
+        Case(name: "uid in exponent form", bytes: upload(extra: [("X-File-Uid", "1e3")]), status: 400),
+        Case(name: "gid with a sign", bytes: upload(extra: [("X-File-Gid", "+0")]), status: 400),
+        Case(name: "create-dirs not a boolean", bytes: upload(extra: [("X-Create-Dirs", "1")]), status: 400),
+        // Repeated headers.
+        Case(name: "container twice", bytes: upload(extra: [("X-Container-Name", "c2")]), status: 400),
+        Case(name: "path twice", bytes: upload(extra: [("X-File-Path", "/tmp/other")]), status: 400),
+        Case(
+            name: "mode twice", bytes: upload(extra: [("X-File-Mode", "0600"), ("X-File-Mode", "4755")]),
+            status: 400),
+        Case(name: "same length twice", bytes: upload(extra: [("Content-Length", "5")]), status: 400),
+        Case(name: "two different lengths", bytes: upload(extra: [("Content-Length", "50")]), status: 400),
+        // Framing tricks.
+        Case(
+            name: "length with chunked", bytes: upload(extra: [("Transfer-Encoding", "chunked")]), status: 400
+        ),
+        Case(
+            name: "identity coding", bytes: upload(extra: [("Transfer-Encoding", "identity")], length: nil),
+            status: 400),
+        Case(
+            name: "gzip then chunked",
+            bytes: upload(extra: [("Transfer-Encoding", "gzip, chunked")], length: nil, body: "0\r\n\r\n"),
+            status: 400),
+        Case(
+            name: "chunked twice",
+            bytes: upload(
+                extra: [("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "chunked")], length: nil,
+                body: "0\r\n\r\n"), status: 400),
+        Case(name: "length not a number", bytes: upload(length: "5abc"), status: 400),
+        Case(name: "negative length", bytes: upload(length: "-5"), status: 400),
+        Case(name: "length beyond 64 bits", bytes: upload(length: "99999999999999999999999"), status: 400),
+        Case(name: "length over the limit", bytes: upload(length: "1048577", body: ""), status: 413),
+        Case(
+            name: "chunk size over the limit",
+            bytes: upload(extra: [("Transfer-Encoding", "chunked")], length: nil, body: "FFFFFFFFFFFF\r\n"),
+            status: 413),
+        // libevent 2.1 answers broken chunk framing as it answers an oversized chunk (it maps
+        // DATA_CORRUPTED to DATA_TOO_LONG), with 413.
+        Case(
+            name: "chunk size not hex",
+            bytes: upload(extra: [("Transfer-Encoding", "chunked")], length: nil, body: "zz\r\nhello\r\n"),
+            status: 413),
+        // A body that smuggles a second request behind a refused one.
+        Case(
+            name: "smuggled request behind a 404",
+            bytes: request(
+                target: "/nowhere", [("Content-Length", "60")],
+                body: "GET /healthz HTTP/1.1\r\nHost: ferry\r\n\r\n" + String(repeating: "x", count: 22)),
+            status: 404),
+        Case(
+            name: "smuggled upload behind a 400",
+            bytes: upload(
+                container: "-bad", length: "120",
+                body: "POST /upload HTTP/1.1\r\nX-Container-Name: c1\r\nX-File-Path: /tmp/smuggled\r\n"
+                    + "Content-Length: 5\r\n\r\nhello" + String(repeating: "x", count: 20)), status: 400),
+        // Oversized and malformed heads.
+        Case(
+            name: "oversized header",
+            bytes: upload(extra: [("X-Padding", String(repeating: "p", count: 40_000))]), status: 400),
+        Case(
+            name: "too many headers",
+            bytes: upload(extra: (0..<3000).map { ("X-Filler-\($0)", "filler") }), status: 400),
+        Case(name: "garbage request line", bytes: raw("GARBAGE\r\n\r\n"), status: 400),
+        Case(name: "unsupported expectation", bytes: upload(extra: [("Expect", "teapot")]), status: 417),
+        // Slow clients (the idle timeout is 1 s here).
+        Case(name: "slowloris head", bytes: raw("POST /upload HTTP/1.1\r\nX-Container-Na"), status: nil),
+        Case(name: "slowloris body", bytes: upload(length: "1000", body: "only a few bytes"), status: nil),
+    ]
+
+    func testFortyAndMoreHostileRequests() throws {
+        XCTAssertGreaterThanOrEqual(Self.cases.count, 40)
+        let ferry = try FerryProcess(arguments: ["--max-body-size", "1M", "--idle-timeout", "1s"])
+        for hostile in Self.cases {
+            let client = try RawHTTPClient(port: ferry.port, timeout: 10)
+            try client.send(hostile.bytes)
+            if let status = hostile.status {
+                let response = try client.readResponse()
+                XCTAssertEqual(response.status, status, hostile.name)
+                XCTAssertTrue(
+                    client.serverClosed(), "\(hostile.name): one answer, then the connection closes")
+            } else {
+                XCTAssertTrue(client.serverClosed(), "\(hostile.name): closed without an answer")
+            }
+            try assertStillServingWithNothingLeft(ferry, hostile.name)
+        }
+    }
+
+    func testEarlyDisconnectsLeaveNothing() throws {
+        let ferry = try FerryProcess()
+        let scenarios: [(String, [UInt8])] = [
+            ("after the head", Self.upload(length: "100000", body: "")),
+            ("mid-body", Self.upload(length: "100000", body: String(repeating: "b", count: 50_000))),
+            (
+                "mid-chunk",
+                Self.upload(extra: [("Transfer-Encoding", "chunked")], length: nil, body: "1000\r\nabc")
+            ),
+            ("mid-head", Self.raw("POST /upload HTTP/1.1\r\nX-Container-Name: c1\r\n")),
+        ]
+        for (name, bytes) in scenarios {
+            let client = try RawHTTPClient(port: ferry.port)
+            try client.send(bytes)
+            client.abort()
+            try assertStillServingWithNothingLeft(ferry, name)
+        }
+    }
+
+    func testOptionLikeDestinationsArriveAsPathsNotOptions() throws {
+        let ferry = try FerryProcess()
+        let directory = "/tmp/options-\(UInt32.random(in: 0...UInt32.max))"
+        for name in ["-p", "--help", "--mode=4777", "-q"] {
+            let body = randomBytes(64)
+            let response = try Uploads.post(
+                to: ferry,
+                [
+                    ("X-Container-Name", "c1"), ("X-File-Path", "\(directory)/\(name)"),
+                    ("X-Create-Dirs", "true"),
+                ],
+                body: body)
+            XCTAssertEqual(response.status, 202, name)
+            XCTAssertTrue(
+                try ferry.waitForSettlement(of: Uploads.taskID(response)).contains("outcome=delivered"), name)
+            XCTAssertEqual(try Incus.stat(container: "c1", path: "\(directory)/\(name)"), "644 0 0 64", name)
+        }
+        try Incus.remove(container: "c1", path: directory)
+    }
+
+    private func assertStillServingWithNothingLeft(_ ferry: FerryProcess, _ name: String) throws {
+        let health = try RawHTTPClient(port: ferry.port)
+        try health.sendHead("GET", "/healthz", [])
+        XCTAssertEqual(try health.readResponse().status, 200, "\(name): still serving")
+        try waitUntil("\(name): the spool is empty") { try ferry.spoolContents().isEmpty }
+        XCTAssertEqual(ferry.logLines(containing: "push").count, 0, "\(name): nothing pushed")
+        XCTAssertEqual(ferry.logLines(containing: "upload accepted").count, 0, "\(name): nothing accepted")
+    }
+}
