@@ -105,6 +105,10 @@ final class FerryRouter: HTTPHandler {
                 break
             }
         }
+        if let refusal = diskReserveRefusal(adding: declaredLength ?? 0) {
+            if let idempotencyKey { service.store.release(idempotencyKey: idempotencyKey) }
+            return refuse(refusal, head, request)
+        }
         let reservedBytes = declaredLength ?? 0
         do {
             try service.capacity.reserve(bytes: reservedBytes)
@@ -130,8 +134,24 @@ final class FerryRouter: HTTPHandler {
                 request: request, file: file, service: service, reservedBytes: reservedBytes,
                 announced: declaredLength != nil, idempotencyKey: idempotencyKey,
                 maxBodySize: configuration.maxBodySize, tokenLimit: tokenLimit, owner: rule?.name,
-                logger: logger,
+                minFreeDisk: declaredLength == nil ? configuration.minFreeDisk : nil, logger: logger,
                 started: started, peer: head.peer))
+    }
+
+    /// 507 when `bytes` more would eat into the `--min-free-disk` reserve.
+    private func diskReserveRefusal(adding bytes: UInt64) -> APIError? {
+        do {
+            let available = try service.spool.availableBytes()
+            if available < bytes || available - bytes < configuration.minFreeDisk {
+                return .insufficientStorage(
+                    "\(available) bytes free, \(configuration.minFreeDisk) kept in reserve, \(bytes) announced"
+                )
+            }
+            return nil
+        } catch {
+            logger.error("cannot read free disk space", metadata: ["error": "\(error)"])
+            return .serverFault(error.description)
+        }
     }
 
     private static func validate(_ head: HTTPRequestHead) throws(APIError) -> UploadRequest {

@@ -23,6 +23,8 @@ final class UploadStream: HTTPBodyConsumer {
     private let maxBodySize: UInt64
     private let tokenLimit: TokenLimit?
     private let owner: String?
+    /// For a body of unannounced length: the free space to keep, checked at each write.
+    private let minFreeDisk: UInt64?
     private let logger: Logger
     private let started: Double
     private let peer: String
@@ -33,9 +35,9 @@ final class UploadStream: HTTPBodyConsumer {
     init(
         request: UploadRequest, file: SpoolFile, service: DeliveryService, reservedBytes: UInt64,
         announced: Bool, idempotencyKey: String?, maxBodySize: UInt64, tokenLimit: TokenLimit?,
-        owner: String?,
-        logger: Logger, started: Double, peer: String
+        owner: String?, minFreeDisk: UInt64?, logger: Logger, started: Double, peer: String
     ) {
+        self.minFreeDisk = minFreeDisk
         self.tokenLimit = tokenLimit
         self.owner = owner
         self.request = request
@@ -140,6 +142,11 @@ final class UploadStream: HTTPBodyConsumer {
 
     /// Writes what is gathered; on failure says how to answer.
     private func flush() -> APIError? {
+        if let minFreeDisk, let available = try? service.spool.availableBytes(),
+            available < UInt64(pending.count) || available - UInt64(pending.count) < minFreeDisk
+        {
+            return .insufficientStorage("\(available) bytes free, \(minFreeDisk) kept in reserve")
+        }
         do {
             try pending.drain(to: file.descriptor)
             return nil

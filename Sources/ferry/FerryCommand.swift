@@ -56,6 +56,12 @@ struct FerryCommand: ParsableCommand {
             valueName: "size"))
     var spoolMaxBytes: ByteSize?
 
+    @Option(
+        help: ArgumentHelp(
+            "Free space to keep on the spool's file system; uploads that would use it get 507.",
+            valueName: "size"))
+    var minFreeDisk: ByteSize = ByteSize(bytes: 64 << 20)
+
     @Flag(
         inversion: .prefixedNo,
         help: ArgumentHelp(
@@ -128,6 +134,7 @@ struct FerryCommand: ParsableCommand {
         settings.tokensFile = tokens
         settings.insecureOpenAccess = insecureOpenAccess
         settings.maxBodySize = maxBodySize.bytes
+        settings.minFreeDisk = minFreeDisk.bytes
         settings.pushTimeout = pushTimeout.value
         settings.shutdownTimeout = shutdownTimeout.value
         settings.delivery.workers = workers

@@ -120,6 +120,15 @@ public final class Spool: Sendable {
         return recovery
     }
 
+    /// Bytes that unprivileged writers can still use on the spool's file system.
+    public func availableBytes() throws(SystemError) -> UInt64 {
+        var info = statvfs()
+        guard statvfs(directory, &info) == 0 else {
+            throw SystemError(call: "statvfs \(directory)", errno: errno)
+        }
+        return UInt64(info.f_bavail) * UInt64(info.f_frsize)
+    }
+
     /// The names in the spool directory.
     public func contents() throws(SystemError) -> [String] {
         try Posix.listDirectory(directory)
