@@ -74,7 +74,19 @@ final class UploadContractTests: XCTestCase {
                 [("X-Container-Name", "c1"), ("X-File-Path", "etc/x")],
                 .invalidPath("must be absolute (start with /)")
             ),
-            ([("X-Container-Name", "c1"), ("X-File-Path", "/")], .invalidPath("names the root directory")),
+            ([("X-Container-Name", "c1"), ("X-File-Path", "/")], .missingFileName("X-Host-Path is missing")),
+            (
+                [("X-Container-Name", "c1"), ("X-File-Path", "//")],
+                .invalidPath("contains an empty segment (//)")
+            ),
+            (
+                [("X-Container-Name", "c1"), ("X-File-Path", "//"), ("X-Host-Path", "a")],
+                .invalidPath("contains an empty segment (//)")
+            ),
+            (
+                [("X-Container-Name", "c1"), ("X-File-Path", "/a//")],
+                .invalidPath("contains an empty segment (//)")
+            ),
             (
                 [("X-Container-Name", "c1"), ("X-File-Path", "/a/../b")],
                 .invalidPath("contains a '.' or '..' segment")
@@ -142,6 +154,7 @@ final class UploadContractTests: XCTestCase {
             ("/tmp/", "/home/ana/dir/", "/tmp/dir"),
             ("/tmp/file", "/home/ana/other.txt", "/tmp/file"),
             ("/tmp/file", nil, "/tmp/file"),
+            ("/", "/home/ana/notes.txt", "/notes.txt"),
         ]
         for (filePath, hostPath, expected) in table {
             XCTAssertEqual(try DestinationPath.resolve(filePath: filePath, hostPath: hostPath), expected)

@@ -29,12 +29,13 @@ public enum DestinationPath {
         if bytes.count > maximumLength { return "longer than \(maximumLength) bytes" }
         if bytes.first != 0x2f { return "must be absolute (start with /)" }
         if bytes.contains(where: { $0 < 0x20 || $0 == 0x7f }) { return "contains control characters" }
-        if path == "/" { return "names the root directory" }
-        for segment in path.split(separator: "/", omittingEmptySubsequences: false).dropFirst() {
+        // "/" is the root directory: the file name then comes from X-Host-Path.
+        if path == "/" { return nil }
+        var segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        if path.hasSuffix("/") { segments = segments.dropLast() }
+        for segment in segments {
+            if segment.isEmpty { return "contains an empty segment (//)" }
             if segment == "." || segment == ".." { return "contains a '.' or '..' segment" }
-        }
-        if path.dropLast(path.hasSuffix("/") ? 1 : 0).contains("//") {
-            return "contains an empty segment (//)"
         }
         return nil
     }
