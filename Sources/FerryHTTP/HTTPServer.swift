@@ -12,6 +12,7 @@ public final class HTTPServer: @unchecked Sendable {
     public let loop: EventLoop
     private let http: OpaquePointer
     private let handler: HTTPHandler
+    private let connectionLimit: ConnectionLimit?
     private var boundSocket: OpaquePointer?
     private var exchanges: [OpaquePointer: Exchange] = [:]
     private var requestsByConnection: [OpaquePointer: OpaquePointer] = [:]
@@ -23,10 +24,13 @@ public final class HTTPServer: @unchecked Sendable {
     ///   - idleTimeout: seconds a connection may stay silent before it is closed.
     ///   - maxHeaderSize: the request line and header fields together, in bytes; longer
     ///     heads are answered 400 by libevent and the connection closed.
+    ///   - connectionLimit: open connections past which requests get its answer (and the
+    ///     connection is closed); libevent 2.1 has no such limit of its own.
     public init(
         loop: EventLoop, handler: HTTPHandler, maxBodySize: UInt64, maxHeaderSize: Int = 32 * 1024,
-        idleTimeout: Int32
+        idleTimeout: Int32, connectionLimit: ConnectionLimit? = nil
     ) throws {
+        self.connectionLimit = connectionLimit
         guard let http = evhttp_new(loop.base) else {
             throw HTTPServerError.eventLoop("evhttp_new failed")
         }
@@ -125,7 +129,13 @@ public final class HTTPServer: @unchecked Sendable {
                         .connectionClosed(connection)
                 }, me)
         }
-        switch handler.admit(head) {
+        let admission: HTTPAdmission
+        if let connectionLimit, CFerryHook_connectionsOpen() > connectionLimit.maximum {
+            admission = .reject(connectionLimit.answer)
+        } else {
+            admission = handler.admit(head)
+        }
+        switch admission {
         case .reject(let response):
             // The body is never read: without its framing headers libevent takes the
             // request as bodiless, so it neither sends 100 Continue, nor parses the body as
@@ -264,5 +274,16 @@ final class Exchange: @unchecked Sendable {
     init(request: OpaquePointer, isHead: Bool) {
         self.request = request
         self.isHead = isHead
+    }
+}
+
+/// At most `maximum` open connections; requests on connections past it get `answer`.
+public struct ConnectionLimit: Sendable {
+    public var maximum: Int64
+    public var answer: HTTPResponse
+
+    public init(maximum: Int64, answer: HTTPResponse) {
+        self.maximum = maximum
+        self.answer = answer
     }
 }

@@ -20,12 +20,18 @@ public enum StreamingProbe {
         client.send(
             "POST /streaming-probe HTTP/1.1\r\nHost: probe\r\nContent-Length: 1048576\r\n\r\n")
         let judged = loop.run(forAtMost: 5) { witness.headSeen }
+        let connectionsCounted = CFerryHook_connectionsOpen() > 0
         guard judged else {
             throw HTTPServerError.streamingUnavailable(
                 "libevent read the request body before its headers reached Ferry "
                     + "(hooked request objects: \(CFerryHook_requestsSeen())). "
                     + "The executable must export evhttp_request_new (check `nm -D`) and "
                     + "libevent must call it through its PLT.")
+        }
+        guard connectionsCounted else {
+            throw HTTPServerError.streamingUnavailable(
+                "libevent created a connection without Ferry's counting hook, so --max-connections cannot hold"
+            )
         }
         _ = loop.run(forAtMost: 1) { client.answered() }
     }

@@ -12,6 +12,7 @@ enum APIError: Error {
     case queueFull(limit: Int)
     case spoolFull(limit: UInt64)
     case shuttingDown
+    case tooManyConnections(limit: Int)
     case unknownTask(String)
     case wrongState(id: String, state: String, allowed: [String])
     case idempotencyKeyInProgress
@@ -27,7 +28,7 @@ enum APIError: Error {
         case .methodNotAllowed: 405
         case .contract, .badFraming: 400
         case .bodyTooLarge: 413
-        case .queueFull, .spoolFull, .shuttingDown: 503
+        case .queueFull, .spoolFull, .shuttingDown, .tooManyConnections: 503
         case .unknownTask: 404
         case .wrongState, .idempotencyKeyInProgress: 409
         case .badQuery: 400
@@ -50,6 +51,7 @@ enum APIError: Error {
         case .queueFull: "queue_full"
         case .spoolFull: "spool_full"
         case .shuttingDown: "shutting_down"
+        case .tooManyConnections: "too_many_connections"
         case .unknownTask: "unknown_task"
         case .wrongState: "wrong_state"
         case .idempotencyKeyInProgress: "idempotency_key_in_progress"
@@ -72,6 +74,7 @@ enum APIError: Error {
         case .queueFull(let limit): "\(limit) uploads are waiting for delivery; retry later"
         case .spoolFull(let limit): "the spool holds its limit of \(limit) bytes; retry later"
         case .shuttingDown: "the server is shutting down; retry later"
+        case .tooManyConnections(let limit): "more than \(limit) connections are open; retry later"
         case .unknownTask(let id): "no task \(ContractViolation.quoted(id))"
         case .wrongState(let id, let state, let allowed):
             "task \(id) is \(state); this needs \(allowed.joined(separator: " or "))"
@@ -88,7 +91,7 @@ enum APIError: Error {
         var headers: [(name: String, value: String)] = [("Content-Type", "application/json")]
         switch self {
         case .methodNotAllowed(let allowed): headers.append(("Allow", allowed))
-        case .queueFull, .spoolFull, .shuttingDown: headers.append(("Retry-After", "5"))
+        case .queueFull, .spoolFull, .shuttingDown, .tooManyConnections: headers.append(("Retry-After", "5"))
         case .unauthorized: headers.append(("WWW-Authenticate", "Bearer realm=\"ferry\""))
         default: break
         }

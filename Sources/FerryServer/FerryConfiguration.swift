@@ -11,6 +11,8 @@ public struct FerryConfiguration: Sendable {
     public var idleTimeout: Int32 = 60
     /// Free space on the spool's file system that uploads may not use (`--min-free-disk`).
     public var minFreeDisk: UInt64 = 64 << 20
+    /// Open connections past which requests are refused with 503 (`--max-connections`).
+    public var maxConnections = 1024
     /// Seconds a SIGTERM/SIGINT waits for uploads and pushes in progress.
     public var shutdownTimeout = 30.0
     /// The token policy file (`--tokens`); without it nobody is asked for a token.

@@ -55,7 +55,10 @@ public final class FerryService {
             configuration: configuration, service: service, authorizer: authorizer, logger: logger)
         let server = try HTTPServer(
             loop: loop, handler: router, maxBodySize: configuration.maxBodySize,
-            idleTimeout: configuration.idleTimeout)
+            idleTimeout: configuration.idleTimeout,
+            connectionLimit: ConnectionLimit(
+                maximum: Int64(configuration.maxConnections),
+                answer: APIError.tooManyConnections(limit: configuration.maxConnections).response))
         let address = try server.listen(on: configuration.listen)
         let settings = configuration.delivery
         logger.notice(

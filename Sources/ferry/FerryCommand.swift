@@ -44,6 +44,9 @@ struct FerryCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The incus client: a path, or a name looked up on PATH.", valueName: "path"))
     var incus = "incus"
 
+    @Option(help: "Open connections past which requests are refused with 503 and the connection closed.")
+    var maxConnections = 1024
+
     @Option(help: "Pushes run at the same time.")
     var workers = 4
 
@@ -109,6 +112,7 @@ struct FerryCommand: ParsableCommand {
     var logLevel = "info"
 
     func validate() throws {
+        guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
         guard queueCapacity >= 1 else { throw ValidationError("--queue-capacity must be at least 1") }
         guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
@@ -135,6 +139,7 @@ struct FerryCommand: ParsableCommand {
         settings.insecureOpenAccess = insecureOpenAccess
         settings.maxBodySize = maxBodySize.bytes
         settings.minFreeDisk = minFreeDisk.bytes
+        settings.maxConnections = maxConnections
         settings.pushTimeout = pushTimeout.value
         settings.shutdownTimeout = shutdownTimeout.value
         settings.delivery.workers = workers

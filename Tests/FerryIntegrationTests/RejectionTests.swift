@@ -153,6 +153,26 @@ final class RejectionTests: XCTestCase {
         XCTAssertEqual(try health.readResponse().status, 200, "the server still serves")
     }
 
+    func testConnectionsPastTheLimitAreRefusedPolitely() throws {
+        let ferry = try FerryProcess(arguments: ["--max-connections", "3"])
+        var idle = try (0..<3).map { _ in try RawHTTPClient(port: ferry.port) }
+        let client = try RawHTTPClient(port: ferry.port)
+        try client.sendHead("GET", "/healthz", [])
+        let refused = try client.readResponse()
+        XCTAssertEqual(refused.status, 503)
+        XCTAssertEqual(refused.json["error"] as? String, "too_many_connections")
+        XCTAssertEqual(refused.header("Retry-After"), "5")
+        XCTAssertTrue(client.serverClosed())
+
+        for connection in idle { connection.abort() }
+        idle.removeAll()
+        try waitUntil("a connection is served again") {
+            let retry = try RawHTTPClient(port: ferry.port)
+            try retry.sendHead("GET", "/healthz", [])
+            return try retry.readResponse().status == 200
+        }
+    }
+
     func testHeadAnswersCarryALengthAndNoBody() throws {
         let ferry = try FerryProcess()
         let client = try RawHTTPClient(port: ferry.port)
