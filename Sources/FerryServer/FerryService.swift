@@ -24,6 +24,7 @@ public final class FerryService {
     public func run() throws {
         // A client that leaves mid-answer must cost an EPIPE, not the process.
         signal(SIGPIPE, SIG_IGN)
+        ChildProcess.keepInheritedDescriptorsFromChildren()
         let authorizer = try configuration.tokensFile.map { path throws(PolicyError) in
             try Authorizer(path: path)
         }

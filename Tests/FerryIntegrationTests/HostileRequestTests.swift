@@ -197,6 +197,36 @@ final class HostileRequestTests: XCTestCase {
         try Incus.remove(container: "c1", path: directory)
     }
 
+    func testPushesInheritOnlyStandardDescriptors() throws {
+        let log = NSTemporaryDirectory() + "ferry-fds-\(UUID().uuidString)"
+        let wrapper = URL(fileURLWithPath: Gate.incus).deletingLastPathComponent()
+            .appendingPathComponent("descriptor-recording-incus").path
+        let ferry = try FerryProcess(
+            arguments: ["--incus", wrapper], environment: ["FERRY_TEST_FD_LOG": log])
+        // Keep a client connected and an upload in progress, so that sockets and a spool file
+        // are open in Ferry while the push starts.
+        let busy = try RawHTTPClient(port: ferry.port)
+        try busy.sendHead(
+            "POST", "/upload",
+            [("X-Container-Name", "c1"), ("X-File-Path", "/tmp/busy"), ("Content-Length", "100")])
+        try busy.send(randomBytes(10))
+        let response = try Uploads.post(
+            to: ferry, [("X-Container-Name", "c1"), ("X-File-Path", "/tmp/descriptors")], body: [1, 2, 3])
+        XCTAssertTrue(try ferry.waitForSettlement(of: Uploads.taskID(response)).contains("outcome=delivered"))
+
+        let listing = try String(contentsOfFile: log, encoding: .utf8)
+        var inherited: [String: String] = [:]
+        for line in listing.split(separator: "\n") {
+            let parts = line.components(separatedBy: " -> ")
+            if parts.count == 2 { inherited[parts[0]] = parts[1] }
+        }
+        XCTAssertEqual(inherited["0"], "/dev/null", listing)
+        XCTAssertTrue(inherited["1"]?.hasPrefix("socket:") ?? false, listing)
+        XCTAssertTrue(inherited["2"]?.hasPrefix("socket:") ?? false, listing)
+        XCTAssertEqual(Set(inherited.keys), ["0", "1", "2"], "only stdin, stdout and stderr:\n\(listing)")
+        try? FileManager.default.removeItem(atPath: log)
+    }
+
     private func assertStillServingWithNothingLeft(_ ferry: FerryProcess, _ name: String) throws {
         let health = try RawHTTPClient(port: ferry.port)
         try health.sendHead("GET", "/healthz", [])

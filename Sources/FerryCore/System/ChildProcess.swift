@@ -19,6 +19,18 @@ public enum ChildProcess {
     /// Children running now, so a shutdown can stop them at its deadline.
     private static let running = Mutex<Set<pid_t>>([])
 
+    /// Marks every descriptor the process inherited (above stderr) close-on-exec, so that
+    /// pushes get only their stdin, stdout and stderr: whatever started Ferry may have left
+    /// descriptors open, and Ferry opens its own with close-on-exec. Call once at start-up.
+    public static func keepInheritedDescriptorsFromChildren() {
+        guard let names = try? Posix.listDirectory("/proc/self/fd") else { return }
+        for name in names {
+            guard let descriptor = Int32(name), descriptor > 2 else { continue }
+            let flags = fcntl(descriptor, F_GETFD)
+            if flags >= 0 { _ = fcntl(descriptor, F_SETFD, flags | FD_CLOEXEC) }
+        }
+    }
+
     /// Kills (SIGKILL) every child started by ``run(_:arguments:timeout:)`` that still runs.
     public static func killAll() {
         running.withLock { pids in
