@@ -82,9 +82,12 @@ public final class Spool: Sendable {
         var dataIDs = Set<String>()
         var recordIDs: [String] = []
         for name in names {
-            if name.hasSuffix(Self.partialSuffix) || name.hasSuffix(Self.temporarySuffix) {
+            if name.hasSuffix(Self.partialSuffix) {
                 try Posix.unlink("\(directory)/\(name)")
                 recovery.partialsRemoved += 1
+            } else if name.hasSuffix(Self.temporarySuffix) {
+                try Posix.unlink("\(directory)/\(name)")
+                recovery.temporariesRemoved += 1
             } else if name.hasSuffix(Self.dataSuffix) {
                 dataIDs.insert(String(name.dropLast(Self.dataSuffix.count)))
             } else if name.hasSuffix(Self.recordSuffix) {
@@ -149,8 +152,10 @@ public final class Spool: Sendable {
 public struct SpoolRecovery: Sendable {
     /// Records to carry on with, in acceptance order.
     public var records: [TaskRecord] = []
-    /// Partial bodies and half-written records deleted (never acknowledged).
+    /// Partial bodies deleted (never acknowledged).
     public var partialsRemoved = 0
+    /// Half-written record files deleted (a record change the process did not finish).
+    public var temporariesRemoved = 0
     /// Bytes without a record deleted (a commit that did not finish).
     public var orphansRemoved = 0
     /// Records that could not be read (left in place for a person to look at).

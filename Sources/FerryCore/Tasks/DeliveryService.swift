@@ -73,6 +73,7 @@ public final class DeliveryService: Sendable {
             metadata: [
                 "requeued": "\(requeued)", "records": "\(recovery.records.count)",
                 "partials_removed": "\(recovery.partialsRemoved)",
+                "temporaries_removed": "\(recovery.temporariesRemoved)",
                 "orphans_removed": "\(recovery.orphansRemoved)", "lost": "\(recovery.lost.count)",
                 "unreadable": "\(recovery.unreadable.count)",
                 "duration": "\(Monotonic.format(Monotonic.seconds() - started))s",
