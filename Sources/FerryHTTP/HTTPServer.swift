@@ -13,6 +13,8 @@ public final class HTTPServer: @unchecked Sendable {
     private let http: OpaquePointer
     private let handler: HTTPHandler
     private let connectionLimit: ConnectionLimit?
+    private let bodyRate: BodyRateLimit?
+    private var watchdog: OpaquePointer?
     private var boundSocket: OpaquePointer?
     private var exchanges: [OpaquePointer: Exchange] = [:]
     private var requestsByConnection: [OpaquePointer: OpaquePointer] = [:]
@@ -28,9 +30,10 @@ public final class HTTPServer: @unchecked Sendable {
     ///     connection is closed); libevent 2.1 has no such limit of its own.
     public init(
         loop: EventLoop, handler: HTTPHandler, maxBodySize: UInt64, maxHeaderSize: Int = 32 * 1024,
-        idleTimeout: Int32, connectionLimit: ConnectionLimit? = nil
+        idleTimeout: Int32, connectionLimit: ConnectionLimit? = nil, bodyRate: BodyRateLimit? = nil
     ) throws {
         self.connectionLimit = connectionLimit
+        self.bodyRate = bodyRate
         guard let http = evhttp_new(loop.base) else {
             throw HTTPServerError.eventLoop("evhttp_new failed")
         }
@@ -50,9 +53,20 @@ public final class HTTPServer: @unchecked Sendable {
                 ServerRegistry.server(for: argument)?.bodyComplete(request)
             }, UnsafeMutableRawPointer(http))
         ServerRegistry.register(self, for: http)
+        if bodyRate != nil {
+            let me = Unmanaged.passUnretained(self).toOpaque()
+            watchdog = event_new(
+                loop.base, -1, Int16(EV_PERSIST),
+                { _, _, argument in
+                    Unmanaged<HTTPServer>.fromOpaque(argument!).takeUnretainedValue().closeSlowBodies()
+                }, me)
+            var second = timeval(tv_sec: 1, tv_usec: 0)
+            event_add(watchdog, &second)
+        }
     }
 
     deinit {
+        if let watchdog { event_free(watchdog) }
         ServerRegistry.unregister(http)
         evhttp_free(http)
     }
@@ -156,6 +170,7 @@ public final class HTTPServer: @unchecked Sendable {
             let consumer = exchange.consumer
         else { return }
         let chunk = BodyChunk(buffer: evhttp_request_get_input_buffer(request))
+        exchange.bytesReceived += chunk.count
         if case .stop(let response) = consumer.consume(chunk) {
             exchange.consumer = nil
             send(response, to: exchange, closing: true)
@@ -173,6 +188,25 @@ public final class HTTPServer: @unchecked Sendable {
         exchange.state = .finishing
         consumer.finish { [loop] response in
             loop.execute { self.send(response, to: exchange, closing: false) }
+        }
+    }
+
+    /// Closes connections whose body arrives slower than the minimum rate once the grace
+    /// period is over: the idle timeout alone lets a client trickle a byte now and then.
+    private func closeSlowBodies() {
+        guard let bodyRate else { return }
+        let now = Exchange.now()
+        let slow = exchanges.values.filter { exchange in
+            guard exchange.state == .streaming, exchange.consumer != nil else { return false }
+            let elapsed = now - exchange.startedAt
+            return elapsed > bodyRate.grace
+                && Double(exchange.bytesReceived) / elapsed < bodyRate.minimumBytesPerSecond
+        }
+        for exchange in slow {
+            guard exchange.state == .streaming, let connection = evhttp_request_get_connection(exchange.request)
+            else { continue }
+            // The close callback aborts the upload (its partial file goes) and forgets it.
+            evhttp_connection_free(connection)
         }
     }
 
@@ -267,6 +301,8 @@ final class Exchange: @unchecked Sendable {
 
     let request: OpaquePointer
     let isHead: Bool
+    let startedAt = Exchange.now()
+    var bytesReceived = 0
     var state = State.streaming
     var consumer: HTTPBodyConsumer?
     var connectionLost = false
@@ -274,6 +310,13 @@ final class Exchange: @unchecked Sendable {
     init(request: OpaquePointer, isHead: Bool) {
         self.request = request
         self.isHead = isHead
+    }
+
+    /// Seconds on the monotonic clock.
+    static func now() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1_000_000_000
     }
 }
 
@@ -285,5 +328,17 @@ public struct ConnectionLimit: Sendable {
     public init(maximum: Int64, answer: HTTPResponse) {
         self.maximum = maximum
         self.answer = answer
+    }
+}
+
+/// A body must arrive at `minimumBytesPerSecond` on average once `grace` seconds have passed,
+/// or its connection is closed.
+public struct BodyRateLimit: Sendable {
+    public var minimumBytesPerSecond: Double
+    public var grace: Double
+
+    public init(minimumBytesPerSecond: Double, grace: Double) {
+        self.minimumBytesPerSecond = minimumBytesPerSecond
+        self.grace = grace
     }
 }

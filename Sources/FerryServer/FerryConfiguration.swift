@@ -11,6 +11,11 @@ public struct FerryConfiguration: Sendable {
     public var idleTimeout: Int32 = 60
     /// Free space on the spool's file system that uploads may not use (`--min-free-disk`).
     public var minFreeDisk: UInt64 = 64 << 20
+    /// The request line and header fields together, in bytes (`--max-header-size`).
+    public var maxHeaderSize = 32 * 1024
+    /// Bytes per second a body must average after `bodyRateGrace` seconds (0: no check).
+    public var minBodyRate: UInt64 = 1024
+    public var bodyRateGrace = 30.0
     /// Open connections past which requests are refused with 503 (`--max-connections`).
     public var maxConnections = 1024
     /// Seconds a SIGTERM/SIGINT waits for uploads and pushes in progress.

@@ -56,10 +56,14 @@ public final class FerryService {
             configuration: configuration, service: service, authorizer: authorizer, logger: logger)
         let server = try HTTPServer(
             loop: loop, handler: router, maxBodySize: configuration.maxBodySize,
-            idleTimeout: configuration.idleTimeout,
+            maxHeaderSize: configuration.maxHeaderSize, idleTimeout: configuration.idleTimeout,
             connectionLimit: ConnectionLimit(
                 maximum: Int64(configuration.maxConnections),
-                answer: APIError.tooManyConnections(limit: configuration.maxConnections).response))
+                answer: APIError.tooManyConnections(limit: configuration.maxConnections).response),
+            bodyRate: configuration.minBodyRate == 0
+                ? nil
+                : BodyRateLimit(
+                    minimumBytesPerSecond: Double(configuration.minBodyRate), grace: configuration.bodyRateGrace))
         let address = try server.listen(on: configuration.listen)
         let settings = configuration.delivery
         logger.notice(

@@ -44,6 +44,18 @@ struct FerryCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The incus client: a path, or a name looked up on PATH.", valueName: "path"))
     var incus = "incus"
 
+    @Option(help: ArgumentHelp("Largest request head (request line and header fields); larger ones get 400.", valueName: "size"))
+    var maxHeaderSize: ByteSize = ByteSize(bytes: 32 << 10)
+
+    @Option(
+        help: ArgumentHelp(
+            "Bytes per second a body must average once --body-rate-grace has passed, or its connection is closed (0: no check).",
+            valueName: "size"))
+    var minBodyRate: ByteSize = ByteSize(bytes: 1024)
+
+    @Option(help: ArgumentHelp("Time a body may take before --min-body-rate applies.", valueName: "duration"))
+    var bodyRateGrace: Seconds = Seconds(value: 30)
+
     @Option(help: "Open connections past which requests are refused with 503 and the connection closed.")
     var maxConnections = 1024
 
@@ -140,6 +152,9 @@ struct FerryCommand: ParsableCommand {
         settings.maxBodySize = maxBodySize.bytes
         settings.minFreeDisk = minFreeDisk.bytes
         settings.maxConnections = maxConnections
+        settings.maxHeaderSize = Int(clamping: maxHeaderSize.bytes)
+        settings.minBodyRate = minBodyRate.bytes
+        settings.bodyRateGrace = bodyRateGrace.value
         settings.pushTimeout = pushTimeout.value
         settings.shutdownTimeout = shutdownTimeout.value
         settings.delivery.workers = workers

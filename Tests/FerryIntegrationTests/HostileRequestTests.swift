@@ -177,6 +177,27 @@ final class HostileRequestTests: XCTestCase {
         }
     }
 
+    func testABodyTricklingBelowTheMinimumRateIsCutOff() throws {
+        let ferry = try FerryProcess(arguments: ["--min-body-rate", "10K", "--body-rate-grace", "1s"])
+        let client = try RawHTTPClient(port: ferry.port)
+        try client.sendHead(
+            "POST", "/upload", [("X-Container-Name", "c1"), ("X-File-Path", "/tmp/trickle"), ("Content-Length", "1000000")])
+        // About 1 KiB/s, each send well within the idle timeout: only the rate check can stop it.
+        var cutOff = false
+        for _ in 0..<100 {
+            do {
+                try client.send(Array(repeating: 0x61, count: 100))
+            } catch {
+                cutOff = true
+                break
+            }
+            usleep(100_000)
+        }
+        XCTAssertTrue(cutOff || client.serverClosed(), "the connection was closed")
+        try ferry.waitForLog(containing: "upload aborted")
+        try assertStillServingWithNothingLeft(ferry, "trickle")
+    }
+
     func testOptionLikeDestinationsArriveAsPathsNotOptions() throws {
         let ferry = try FerryProcess()
         let directory = "/tmp/options-\(UInt32.random(in: 0...UInt32.max))"
