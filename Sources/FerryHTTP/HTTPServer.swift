@@ -14,6 +14,7 @@ public final class HTTPServer: @unchecked Sendable {
     private let handler: HTTPHandler
     private let connectionLimit: ConnectionLimit?
     private let bodyRate: BodyRateLimit?
+    private let maxChunkSize: Int
     private var watchdog: OpaquePointer?
     private var boundSocket: OpaquePointer?
     private var exchanges: [OpaquePointer: Exchange] = [:]
@@ -30,8 +31,10 @@ public final class HTTPServer: @unchecked Sendable {
     ///     connection is closed); libevent 2.1 has no such limit of its own.
     public init(
         loop: EventLoop, handler: HTTPHandler, maxBodySize: UInt64, maxHeaderSize: Int = 32 * 1024,
-        idleTimeout: Int32, connectionLimit: ConnectionLimit? = nil, bodyRate: BodyRateLimit? = nil
+        idleTimeout: Int32, connectionLimit: ConnectionLimit? = nil, bodyRate: BodyRateLimit? = nil,
+        maxChunkSize: Int = 8 << 20
     ) throws {
+        self.maxChunkSize = maxChunkSize
         self.connectionLimit = connectionLimit
         self.bodyRate = bodyRate
         guard let http = evhttp_new(loop.base) else {
@@ -161,6 +164,14 @@ public final class HTTPServer: @unchecked Sendable {
             send(response, to: exchange, closing: true)
         case .accept(let consumer):
             exchange.consumer = consumer
+            // libevent hands over a chunk of a chunked body only once it is complete, holding
+            // it in memory until then. Reading stops at this mark; a chunk that does not fit
+            // stalls, and the body-rate watchdog closes the connection.
+            if let connection = evhttp_request_get_connection(request),
+                let events = evhttp_connection_get_bufferevent(connection)
+            {
+                bufferevent_setwatermark(events, Int16(EV_READ), 0, maxChunkSize)
+            }
         }
         return 0
     }
@@ -203,7 +214,8 @@ public final class HTTPServer: @unchecked Sendable {
                 && Double(exchange.bytesReceived) / elapsed < bodyRate.minimumBytesPerSecond
         }
         for exchange in slow {
-            guard exchange.state == .streaming, let connection = evhttp_request_get_connection(exchange.request)
+            guard exchange.state == .streaming,
+                let connection = evhttp_request_get_connection(exchange.request)
             else { continue }
             // The close callback aborts the upload (its partial file goes) and forgets it.
             evhttp_connection_free(connection)

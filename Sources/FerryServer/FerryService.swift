@@ -63,7 +63,9 @@ public final class FerryService {
             bodyRate: configuration.minBodyRate == 0
                 ? nil
                 : BodyRateLimit(
-                    minimumBytesPerSecond: Double(configuration.minBodyRate), grace: configuration.bodyRateGrace))
+                    minimumBytesPerSecond: Double(configuration.minBodyRate),
+                    grace: configuration.bodyRateGrace),
+            maxChunkSize: configuration.maxChunkSize)
         let address = try server.listen(on: configuration.listen)
         let settings = configuration.delivery
         logger.notice(

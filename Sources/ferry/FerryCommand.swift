@@ -44,7 +44,9 @@ struct FerryCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The incus client: a path, or a name looked up on PATH.", valueName: "path"))
     var incus = "incus"
 
-    @Option(help: ArgumentHelp("Largest request head (request line and header fields); larger ones get 400.", valueName: "size"))
+    @Option(
+        help: ArgumentHelp(
+            "Largest request head (request line and header fields); larger ones get 400.", valueName: "size"))
     var maxHeaderSize: ByteSize = ByteSize(bytes: 32 << 10)
 
     @Option(
@@ -55,6 +57,12 @@ struct FerryCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("Time a body may take before --min-body-rate applies.", valueName: "duration"))
     var bodyRateGrace: Seconds = Seconds(value: 30)
+
+    @Option(
+        help: ArgumentHelp(
+            "Largest chunk of a chunked body held in memory; a larger chunk stalls and is cut off by the body-rate watchdog.",
+            valueName: "size"))
+    var maxChunkSize: ByteSize = ByteSize(bytes: 8 << 20)
 
     @Option(help: "Open connections past which requests are refused with 503 and the connection closed.")
     var maxConnections = 1024
@@ -155,6 +163,7 @@ struct FerryCommand: ParsableCommand {
         settings.maxHeaderSize = Int(clamping: maxHeaderSize.bytes)
         settings.minBodyRate = minBodyRate.bytes
         settings.bodyRateGrace = bodyRateGrace.value
+        settings.maxChunkSize = Int(clamping: maxChunkSize.bytes)
         settings.pushTimeout = pushTimeout.value
         settings.shutdownTimeout = shutdownTimeout.value
         settings.delivery.workers = workers

@@ -181,7 +181,8 @@ final class HostileRequestTests: XCTestCase {
         let ferry = try FerryProcess(arguments: ["--min-body-rate", "10K", "--body-rate-grace", "1s"])
         let client = try RawHTTPClient(port: ferry.port)
         try client.sendHead(
-            "POST", "/upload", [("X-Container-Name", "c1"), ("X-File-Path", "/tmp/trickle"), ("Content-Length", "1000000")])
+            "POST", "/upload",
+            [("X-Container-Name", "c1"), ("X-File-Path", "/tmp/trickle"), ("Content-Length", "1000000")])
         // About 1 KiB/s, each send well within the idle timeout: only the rate check can stop it.
         var cutOff = false
         for _ in 0..<100 {
@@ -196,6 +197,34 @@ final class HostileRequestTests: XCTestCase {
         XCTAssertTrue(cutOff || client.serverClosed(), "the connection was closed")
         try ferry.waitForLog(containing: "upload aborted")
         try assertStillServingWithNothingLeft(ferry, "trickle")
+    }
+
+    func testAHugeChunkIsNotHeldInMemory() throws {
+        let ferry = try FerryProcess(arguments: [
+            "--max-chunk-size", "1M", "--min-body-rate", "10K", "--body-rate-grace", "1s",
+        ])
+        let client = try RawHTTPClient(port: ferry.port)
+        try client.sendHead(
+            "POST", "/upload",
+            [
+                ("X-Container-Name", "c1"), ("X-File-Path", "/tmp/huge-chunk"),
+                ("Transfer-Encoding", "chunked"),
+            ])
+        // One 200 MiB chunk, well under the body limit, that libevent would buffer whole.
+        try client.send(Array("C800000\r\n".utf8))
+        let piece = [UInt8](repeating: 0x62, count: 1 << 20)
+        var cutOff = false
+        for _ in 0..<200 {
+            do {
+                try client.send(piece)
+            } catch {
+                cutOff = true
+                break
+            }
+        }
+        XCTAssertTrue(cutOff, "the server stopped reading and closed the connection")
+        XCTAssertLessThan(try ferry.peakResidentBytes(), 48 << 20, "the chunk was not buffered whole")
+        try assertStillServingWithNothingLeft(ferry, "huge chunk")
     }
 
     func testOptionLikeDestinationsArriveAsPathsNotOptions() throws {
