@@ -61,6 +61,14 @@ final class TaskAPITests: XCTestCase {
         XCTAssertTrue(
             (try TaskAPI.get(ferry, kept)["last_error"] as? String ?? "").contains("Instance not found"))
         XCTAssertTrue(try ferry.spoolContents().contains("\(kept).data"), "a dead letter keeps its bytes")
+        let manager = FileManager.default
+        XCTAssertEqual(
+            try manager.attributesOfItem(atPath: ferry.spool.path)[.posixPermissions] as? Int, 0o700)
+        for name in ["\(kept).data", "\(kept).json"] {
+            let attributes = try manager.attributesOfItem(
+                atPath: ferry.spool.appendingPathComponent(name).path)
+            XCTAssertEqual(attributes[.posixPermissions] as? Int, 0o600, name)
+        }
 
         // Listing failed tasks, one per page.
         let page = try TaskAPI.request(ferry, "GET", "/tasks?state=failed&limit=1")
