@@ -18,6 +18,20 @@ final class DurabilityTests: XCTestCase {
         return result
     }
 
+    /// Uploads `body` to c1 as `directory/name` (directories created), checks the 202, and
+    /// returns the body's SHA-256.
+    private func uploadAccepted(
+        to ferry: FerryProcess, _ directory: String, _ name: String, _ body: [UInt8],
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws -> String {
+        let response = try Uploads.post(
+            to: ferry,
+            [("X-Container-Name", "c1"), ("X-File-Path", "\(directory)/\(name)"), ("X-Create-Dirs", "true")],
+            body: body)
+        XCTAssertEqual(response.status, 202, name, file: file, line: line)
+        return try Command.sha256(body)
+    }
+
     func testKill9WithABacklogLosesNoAcceptedUpload() throws {
         let directory = uniqueDirectory()
         try Incus.stopDaemon()
@@ -28,17 +42,9 @@ final class DurabilityTests: XCTestCase {
         ])
         var expected: [String: String] = [:]
         for number in 0..<500 {
-            let body = randomBytes(Int.random(in: 1...4096))
             let name = "file-\(number)"
-            let response = try Uploads.post(
-                to: first,
-                [
-                    ("X-Container-Name", "c1"), ("X-File-Path", "\(directory)/\(name)"),
-                    ("X-Create-Dirs", "true"),
-                ],
-                body: body)
-            XCTAssertEqual(response.status, 202)
-            expected[name] = try Command.sha256(body)
+            expected[name] = try uploadAccepted(
+                to: first, directory, name, randomBytes(Int.random(in: 1...4096)))
         }
         XCTAssertEqual(first.end(with: SIGKILL).exitStatus, nil, "killed, not exited")
 
@@ -62,16 +68,7 @@ final class DurabilityTests: XCTestCase {
         let first = try FerryProcess(arguments: ["--retry-base", "50ms", "--max-attempts", "100000"])
         var expected: [String: String] = [:]
         for name in ["a", "b", "c"] {
-            let body = randomBytes(10_000)
-            let response = try Uploads.post(
-                to: first,
-                [
-                    ("X-Container-Name", "c1"), ("X-File-Path", "\(directory)/\(name)"),
-                    ("X-Create-Dirs", "true"),
-                ],
-                body: body)
-            XCTAssertEqual(response.status, 202)
-            expected[name] = try Command.sha256(body)
+            expected[name] = try uploadAccepted(to: first, directory, name, randomBytes(10_000))
         }
         let partial = try RawHTTPClient(port: first.port)
         try partial.sendHead(

@@ -64,7 +64,14 @@ final class FerryProcess {
         let pid = process.processIdentifier
         kill(pid, signal)
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        var reaped = waitpid(pid, &status, 0)
+        while reaped < 0 && errno == EINTR { reaped = waitpid(pid, &status, 0) }
+        if reaped < 0 {
+            // Foundation's own child monitor reaped it first: ask Process how it ended.
+            while process.isRunning { usleep(1000) }
+            let signaled = process.terminationReason == .uncaughtSignal
+            return (signaled ? nil : process.terminationStatus, Date().timeIntervalSince(started))
+        }
         let exited = (status & 0x7f) == 0
         return (exited ? (status >> 8) & 0xff : nil, Date().timeIntervalSince(started))
     }
