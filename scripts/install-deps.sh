@@ -14,3 +14,22 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 "$here/incus-env.sh" install
+
+# scripts/check-openapi.py checks docs/openapi.yaml with openapi-spec-validator (PyPI),
+# pinned to one version.
+openapi_validator=openapi-spec-validator==0.9.0
+if ! python3 -c 'import openapi_spec_validator' 2>/dev/null; then
+  echo "install-deps: installing $openapi_validator" >&2
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
+  fi
+  if ! log=$(python3 -m pip install -q "$openapi_validator" 2>&1); then
+    if grep -q externally-managed-environment <<<"$log"; then
+      python3 -m pip install -q --break-system-packages "$openapi_validator"
+    else
+      echo "$log" >&2
+      exit 1
+    fi
+  fi
+fi
