@@ -3,6 +3,13 @@
 /// Called on the event loop's thread before any body byte is read (so before `100 Continue`).
 public protocol HTTPHandler: AnyObject {
     func admit(_ head: HTTPRequestHead) -> HTTPAdmission
+    /// The answer to `head` was handed to libevent (for counting; called on the loop's
+    /// thread). Answers libevent makes on its own (its 400 and 413) are not reported.
+    func answered(_ head: HTTPRequestHead, status: Int)
+}
+
+extension HTTPHandler {
+    public func answered(_ head: HTTPRequestHead, status: Int) {}
 }
 
 /// The outcome of judging a request head.

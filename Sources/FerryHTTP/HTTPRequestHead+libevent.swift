@@ -30,6 +30,7 @@ extension HTTPRequestHead {
         self.init(
             method: Self.methodName(evhttp_request_get_command(request)), path: path,
             query: query, headers: headers, peer: peer)
+        requestID = RequestID.adopt(value(of: RequestID.header)) ?? RequestID.make()
     }
 
     private static func methodName(_ command: evhttp_cmd_type) -> String {

@@ -10,16 +10,20 @@ public struct HTTPRequestHead: Sendable {
     public var headers: [(name: String, value: String)]
     /// The peer's address as `host:port`.
     public var peer: String
+    /// The id this request goes by in logs and answers: the client's `X-Request-Id` when it
+    /// is usable, else one made up by the server.
+    public var requestID: String
 
     public init(
         method: String, path: String, query: String?, headers: [(name: String, value: String)],
-        peer: String
+        peer: String, requestID: String = ""
     ) {
         self.method = method
         self.path = path
         self.query = query
         self.headers = headers
         self.peer = peer
+        self.requestID = requestID
     }
 
     /// All values of the header `name`, compared case-insensitively.

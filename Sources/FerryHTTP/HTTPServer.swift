@@ -76,13 +76,17 @@ public final class HTTPServer: @unchecked Sendable {
 
     /// Listens on `address` (`HOST:PORT`, `[V6]:PORT`; port 0 picks a free port).
     ///
+    /// - Parameter sharedPort: sets `SO_REUSEPORT`, so that servers on several loops can
+    ///   listen on the same address and the kernel spreads new connections among them.
     /// - Returns: the address actually bound, as `HOST:PORT`.
     @discardableResult
-    public func listen(on address: String, backlog: Int32 = 1024) throws -> String {
-        guard var (storage, length) = SocketAddress.parse(address) else {
+    public func listen(on address: String, backlog: Int32 = 1024, sharedPort: Bool = false) throws -> String {
+        guard case (var storage, let length)? = SocketAddress.parse(address) else {
             throw HTTPServerError.invalidAddress(address)
         }
-        let flags = LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE
+        let flags =
+            LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE
+            | (sharedPort ? LEV_OPT_REUSEABLE_PORT : 0)
         let made = withUnsafePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 evconnlistener_new_bind(loop.base, nil, nil, UInt32(flags), backlog, $0, length)
@@ -104,6 +108,9 @@ public final class HTTPServer: @unchecked Sendable {
         if let boundSocket { evhttp_del_accept_socket(http, boundSocket) }
         boundSocket = nil
     }
+
+    /// Connections open right now, on every server in the process.
+    public static var connectionsOpen: Int { Int(CFerryHook_connectionsOpen()) }
 
     /// Requests whose body is being read or whose answer is being prepared.
     public var requestsInProgress: Int {
@@ -127,7 +134,7 @@ public final class HTTPServer: @unchecked Sendable {
 
     private func headersComplete(_ request: OpaquePointer) -> Int32 {
         let head = HTTPRequestHead(request: request)
-        let exchange = Exchange(request: request, isHead: head.method == "HEAD")
+        let exchange = Exchange(request: request, head: head)
         exchanges[request] = exchange
         let me = Unmanaged.passUnretained(self).toOpaque()
         evhttp_request_set_on_complete_cb(
@@ -272,6 +279,7 @@ public final class HTTPServer: @unchecked Sendable {
     private func send(_ response: HTTPResponse, to exchange: Exchange, closing: Bool) {
         guard exchange.state != .answered, exchange.state != .released else { return }
         exchange.state = .answered
+        handler.answered(exchange.head, status: response.status)
         let request = exchange.request
         if exchange.connectionLost {
             exchanges[request] = nil
@@ -282,12 +290,13 @@ public final class HTTPServer: @unchecked Sendable {
         for (name, value) in response.headers {
             evhttp_add_header(output, name, value)
         }
+        evhttp_add_header(output, RequestID.header, exchange.head.requestID)
         if closing {
             evhttp_add_header(output, "Connection", "close")
         }
         let body = evbuffer_new()
         defer { evbuffer_free(body) }
-        if exchange.isHead {
+        if exchange.head.method == "HEAD" {
             // libevent 2.1 would send a HEAD answer's body, and without its length.
             evhttp_add_header(output, "Content-Length", String(response.body.count))
         } else {
@@ -312,16 +321,16 @@ final class Exchange: @unchecked Sendable {
     }
 
     let request: OpaquePointer
-    let isHead: Bool
+    let head: HTTPRequestHead
     let startedAt = Exchange.now()
     var bytesReceived = 0
     var state = State.streaming
     var consumer: HTTPBodyConsumer?
     var connectionLost = false
 
-    init(request: OpaquePointer, isHead: Bool) {
+    init(request: OpaquePointer, head: HTTPRequestHead) {
         self.request = request
-        self.isHead = isHead
+        self.head = head
     }
 
     /// Seconds on the monotonic clock.

@@ -1,0 +1,67 @@
+import FerryCore
+import FerryHTTP
+import Metrics
+import Prometheus
+import Synchronization
+
+/// Ferry's Prometheus metrics: counters kept as things happen, gauges read from the
+/// service when `/metrics` is scraped (cheaper than keeping them current on every change).
+final class FerryMetrics: Sendable {
+    /// The process's one registry; swift-metrics is bootstrapped with it on first use.
+    static let registry: PrometheusCollectorRegistry = {
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        // A push takes from milliseconds (a small file) to minutes (a large one).
+        factory.durationHistogramBuckets["ferry_push_duration_seconds"] = [
+            .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+            .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2), .seconds(5),
+            .seconds(10), .seconds(30), .seconds(60), .seconds(300),
+        ]
+        MetricsSystem.bootstrap(factory)
+        return registry
+    }()
+
+    private let registry = FerryMetrics.registry
+    private let requestCounters = Mutex<[String: Metrics.Counter]>([:])
+    let bytesReceived = Metrics.Counter(label: "ferry_http_request_bytes_total")
+    let uploadsInFlight = Atomic<Int>(0)
+    private let uploadsInFlightGauge = Metrics.Gauge(label: "ferry_uploads_in_flight")
+    private let queueDepth = Metrics.Gauge(label: "ferry_queue_depth")
+    private let taskGauges = Dictionary(
+        uniqueKeysWithValues: TaskState.allCases.map {
+            ($0, Metrics.Gauge(label: "ferry_tasks", dimensions: [("state", $0.rawValue)]))
+        })
+    private let spoolBytes = Metrics.Gauge(label: "ferry_spool_bytes")
+    private let connectionsOpen = Metrics.Gauge(label: "ferry_connections_open")
+    private let ready = Metrics.Gauge(label: "ferry_ready")
+
+    init() {}
+
+    /// Counts one answered request.
+    func countRequest(route: String, status: Int) {
+        let key = "\(route) \(status)"
+        let counter = requestCounters.withLock { counters in
+            if let counter = counters[key] { return counter }
+            let counter = Metrics.Counter(
+                label: "ferry_http_requests_total", dimensions: [("route", route), ("status", String(status))])
+            counters[key] = counter
+            return counter
+        }
+        counter.increment()
+    }
+
+    /// The Prometheus text exposition, with the gauges read from `service` now.
+    func exposition(service: DeliveryService, readiness: Readiness) -> [UInt8] {
+        uploadsInFlightGauge.record(uploadsInFlight.load(ordering: .relaxed))
+        queueDepth.record(service.queueDepth)
+        let counts = service.store.counts()
+        for (state, gauge) in taskGauges { gauge.record(counts[state] ?? 0) }
+        spoolBytes.record(Double(service.capacity.usage.bytes))
+        connectionsOpen.record(HTTPServer.connectionsOpen)
+        ready.record(readiness.report.isReady ? 1 : 0)
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(8192)
+        registry.emit(into: &buffer)
+        return buffer
+    }
+}

@@ -1,0 +1,110 @@
+import Dispatch
+import FerryCore
+import Glibc
+import Logging
+import Synchronization
+
+/// Whether Ferry can do its job right now: the spool writable, free disk above the reserve,
+/// and Incus answering. Checked on a timer, off the event loops; `/readyz` reads the last
+/// result, so a scrape or a load balancer costs nothing.
+///
+/// `@unchecked`: the timer is only started and cancelled by the thread that runs the
+/// service; everything else is immutable or behind the mutex.
+final class Readiness: @unchecked Sendable {
+    /// One check's result.
+    struct Check: Encodable, Sendable {
+        var ok: Bool
+        var detail: String
+    }
+
+    /// The last round of checks.
+    struct Report: Sendable {
+        var checks: [String: Check]
+        var isReady: Bool { !checks.isEmpty && checks.values.allSatisfy(\.ok) }
+    }
+
+    private let spool: Spool
+    private let minFreeDisk: UInt64
+    private let incus: String
+    private let interval: Double
+    private let logger: Logger
+    private let last = Mutex(
+        Report(checks: ["startup": Check(ok: false, detail: "the first check has not finished")]))
+    private let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "ferry.readiness"))
+
+    init(spool: Spool, minFreeDisk: UInt64, incus: String, interval: Double, logger: Logger) {
+        self.spool = spool
+        self.minFreeDisk = minFreeDisk
+        self.incus = incus
+        self.interval = interval
+        self.logger = logger
+    }
+
+    var report: Report { last.withLock { $0 } }
+
+    /// Checks now, then every `interval` seconds.
+    func start() {
+        timer.schedule(deadline: .now(), repeating: interval)
+        timer.setEventHandler { [self] in check() }
+        timer.resume()
+    }
+
+    func stop() {
+        timer.cancel()
+    }
+
+    private func check() {
+        let report = Report(checks: [
+            "spool": checkSpool(), "disk": checkDisk(), "incus": checkIncus(),
+        ])
+        let before = last.withLock { last in
+            defer { last = report }
+            return last
+        }
+        if before.isReady != report.isReady {
+            let failing = report.checks.filter { !$0.value.ok }.map { "\($0.key): \($0.value.detail)" }
+            if report.isReady {
+                logger.notice("ready")
+            } else {
+                logger.warning("not ready", metadata: ["failing": "\(failing.sorted().joined(separator: "; "))"])
+            }
+        }
+    }
+
+    private func checkSpool() -> Check {
+        var info = statvfs()
+        guard statvfs(spool.directory, &info) == 0 else {
+            return Check(ok: false, detail: "statvfs: \(String(cString: strerror(errno)))")
+        }
+        if info.f_flag & UInt(ST_RDONLY) != 0 { return Check(ok: false, detail: "mounted read-only") }
+        guard access(spool.directory, W_OK | X_OK) == 0 else {
+            return Check(ok: false, detail: "not writable: \(String(cString: strerror(errno)))")
+        }
+        return Check(ok: true, detail: spool.directory)
+    }
+
+    private func checkDisk() -> Check {
+        guard let available = try? spool.availableBytes() else {
+            return Check(ok: false, detail: "cannot read free space")
+        }
+        return Check(
+            ok: available > minFreeDisk,
+            detail: "\(available) bytes free, \(minFreeDisk) kept in reserve")
+    }
+
+    /// `incus query /1.0` asks the daemon for its own description: cheap, and it fails
+    /// exactly when a push would fail for want of a daemon.
+    private func checkIncus() -> Check {
+        do {
+            let outcome = try ChildProcess.run(incus, arguments: ["query", "/1.0"], timeout: 10)
+            if outcome.timedOut { return Check(ok: false, detail: "incus query timed out") }
+            if outcome.exitStatus == 0 { return Check(ok: true, detail: "the daemon answers") }
+            let message = outcome.standardError.split(whereSeparator: \.isNewline).first.map(String.init)
+            return Check(
+                ok: false,
+                detail: message ?? "incus query exited \(outcome.exitStatus.map(String.init) ?? "on a signal")")
+        } catch {
+            return Check(ok: false, detail: "cannot run \(incus): \(error)")
+        }
+    }
+}
