@@ -1,6 +1,11 @@
-/// Delivers one task's file into its container. Called on worker threads; may block.
+/// Delivers files into their container. Called on worker threads; may block.
 public protocol Pusher: Sendable {
+    /// Delivers one task's file.
     func push(_ task: UploadTask) -> PushResult
+    /// Delivers several tasks of one ``UploadTask/batchKey`` in one go; `sources[i]` is a
+    /// file named like `tasks[i]`'s destination (see ``BatchStaging``). Delivered means
+    /// all were; on failure any may have been.
+    func push(_ tasks: [UploadTask], sources: [String]) -> PushResult
 }
 
 /// How one push attempt ended.

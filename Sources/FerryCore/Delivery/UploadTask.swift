@@ -15,4 +15,24 @@ public struct UploadTask: Sendable, Equatable {
         self.bytes = bytes
         self.attempts = attempts
     }
+
+    /// The directory the file goes into, with a trailing `/`.
+    public var destinationDirectory: String {
+        let path = request.path
+        guard let slash = path.lastIndex(of: "/") else { return "/" }
+        return String(path[...slash])
+    }
+
+    /// Tasks with equal keys can be delivered by one `incus file push` call: same
+    /// container, directory, owner, mode and `-p`.
+    public var batchKey: String {
+        let request = request
+        return
+            "\(request.container)\u{0}\(destinationDirectory)\u{0}\(request.uid):\(request.gid):\(request.mode):\(request.createDirectories)"
+    }
+
+    /// The file this task writes: no two tasks for it are pushed at once.
+    var destinationKey: String {
+        "\(request.container)\u{0}\(request.path)"
+    }
 }

@@ -2,26 +2,34 @@ import Dispatch
 import Logging
 import Synchronization
 
-/// Takes tasks from a ``DeliveryQueue`` and pushes at most `workers` of them at once.
+/// Takes tasks from a ``DeliveryQueue`` and pushes at most `workers` batches at once.
 ///
-/// A transient failure puts the task back in the queue after a backoff wait; a waiting task
+/// A batch (tasks for one container directory, owner and mode) goes out in one push; if
+/// that fails, its tasks are pushed one by one, so one bad file cannot fail the others. A
+/// transient failure puts the task back in the queue after a backoff wait; a waiting task
 /// holds no worker. What happens to a task is reported to a ``DeliveryLifecycle``.
 public final class WorkerPool: Sendable {
     private let queue: DeliveryQueue
     private let pusher: any Pusher
+    private let staging: any BatchStaging
+    private let batchMax: Int
     private let retryPolicy: RetryPolicy
     private let slots: DispatchSemaphore
     private let running = DispatchGroup()
     private let stopping = Atomic(false)
     private let logger: Logger
     private let lifecycle: any DeliveryLifecycle
+    private let metrics = DeliveryMetrics()
 
+    /// - Parameter batchMax: the most tasks one push may carry (1: no batching).
     public init(
-        queue: DeliveryQueue, pusher: any Pusher, workers: Int, retryPolicy: RetryPolicy,
-        logger: Logger, lifecycle: any DeliveryLifecycle
+        queue: DeliveryQueue, pusher: any Pusher, staging: any BatchStaging, workers: Int, batchMax: Int,
+        retryPolicy: RetryPolicy, logger: Logger, lifecycle: any DeliveryLifecycle
     ) {
         self.queue = queue
         self.pusher = pusher
+        self.staging = staging
+        self.batchMax = max(1, batchMax)
         self.retryPolicy = retryPolicy
         self.slots = DispatchSemaphore(value: workers)
         self.logger = logger
@@ -35,13 +43,13 @@ public final class WorkerPool: Sendable {
         dispatcher.async {
             while true {
                 self.slots.wait()
-                let task = self.queue.next()
+                let batch = self.queue.next(limit: self.batchMax)
                 // After shutdown began, a task stays as its record says (queued or retrying)
                 // and is taken up again by the next process.
                 if self.stopping.load(ordering: .acquiring) { return }
                 self.running.enter()
                 workers.async {
-                    self.attempt(task)
+                    self.deliver(batch)
                     self.running.leave()
                     self.slots.signal()
                 }
@@ -64,42 +72,111 @@ public final class WorkerPool: Sendable {
         return false
     }
 
-    private func attempt(_ queued: UploadTask) {
-        guard lifecycle.willPush(queued) else { return }
-        var task = queued
-        task.attempts += 1
-        let started = Monotonic.seconds()
-        let result = pusher.push(task)
-        if stopping.load(ordering: .acquiring) && result != .delivered {
-            logger.notice("push interrupted by shutdown", metadata: ["task": "\(task.id)"])
+    private func deliver(_ batch: [UploadTask]) {
+        var tasks: [UploadTask] = []
+        for task in batch {
+            if lifecycle.willPush(task) {
+                tasks.append(task)
+            } else {
+                queue.release(task)
+            }
+        }
+        if tasks.count == 1 { attempt(tasks[0]) }
+        guard tasks.count > 1 else { return }
+        let staged: StagedBatch
+        do {
+            staged = try staging.stage(tasks)
+        } catch {
+            logger.error(
+                "cannot stage a batch; pushing its files one by one", metadata: ["error": "\(error)"])
+            tasks.forEach(attempt)
             return
         }
+        let started = Monotonic.seconds()
+        let result = pusher.push(tasks, sources: staged.sources)
+        staging.discard(staged)
+        let duration = Monotonic.seconds() - started
+        if stopping.load(ordering: .acquiring) && result != .delivered {
+            logger.notice("batch push interrupted by shutdown", metadata: ["files": "\(tasks.count)"])
+            return
+        }
+        metrics.batches.increment()
+        metrics.attempt(result, seconds: duration, files: tasks.count)
+        let first = tasks[0]
         var metadata: Logger.Metadata = [
-            "task": "\(task.id)", "container": "\(task.request.container)",
-            "path": "\(task.request.path)", "attempt": "\(task.attempts)",
-            "duration": "\(Monotonic.format(Monotonic.seconds() - started))s",
+            "files": "\(tasks.count)", "container": "\(first.request.container)",
+            "directory": "\(first.destinationDirectory)",
+            "duration": "\(Monotonic.format(duration))s",
         ]
         switch result {
         case .delivered:
             metadata["outcome"] = "delivered"
+            logger.info("batch push", metadata: metadata)
+            for var task in tasks {
+                task.attempts += 1
+                lifecycle.finished(task, .delivered)
+                queue.release(task)
+                logger.info(
+                    "push",
+                    metadata: [
+                        "task": "\(task.id)", "container": "\(task.request.container)",
+                        "path": "\(task.request.path)", "attempt": "\(task.attempts)", "outcome": "delivered",
+                        "batch_files": "\(tasks.count)",
+                    ])
+            }
+        case .failed(let failure):
+            // Not counted as an attempt of any member: each gets its own try now.
+            metadata["outcome"] = "one_by_one"
+            metadata["incus"] = "\(failure.message)"
+            logger.warning("batch push", metadata: metadata)
+            tasks.forEach(attempt)
+        }
+    }
+
+    private func attempt(_ queued: UploadTask) {
+        var task = queued
+        task.attempts += 1
+        let started = Monotonic.seconds()
+        let result = pusher.push(task)
+        let duration = Monotonic.seconds() - started
+        if stopping.load(ordering: .acquiring) && result != .delivered {
+            logger.notice("push interrupted by shutdown", metadata: ["task": "\(task.id)"])
+            return
+        }
+        metrics.attempt(result, seconds: duration)
+        var metadata: Logger.Metadata = [
+            "task": "\(task.id)", "container": "\(task.request.container)",
+            "path": "\(task.request.path)", "attempt": "\(task.attempts)",
+            "duration": "\(Monotonic.format(duration))s",
+        ]
+        switch result {
+        case .delivered:
+            // The record first, then the log line: whoever reads the log may ask the API.
+            lifecycle.finished(task, .delivered)
+            queue.release(task)
+            metadata["outcome"] = "delivered"
             metadata["exit"] = "0"
             logger.info("push", metadata: metadata)
-            lifecycle.finished(task, .delivered)
         case .failed(let failure):
             metadata["exit"] = "\(failure.exitStatus.map(String.init) ?? "none")"
             metadata["incus"] = "\(failure.message)"
             if failure.kind == .transient && retryPolicy.allowsRetry(afterAttempt: task.attempts) {
                 var generator = SystemRandomNumberGenerator()
                 let delay = retryPolicy.delay(afterAttempt: task.attempts, using: &generator)
+                lifecycle.willRetry(task, after: failure, delay: delay)
+                metrics.retries.increment()
                 metadata["outcome"] = "retry"
                 metadata["retry_in"] = "\(Monotonic.format(delay))s"
                 logger.warning("push", metadata: metadata)
-                lifecycle.willRetry(task, after: failure, delay: delay)
+                // The task keeps its destination while it waits: a later upload to the same
+                // path must not overtake it.
                 let retried = task
                 DispatchQueue.global().asyncAfter(deadline: .now() + delay) {
                     self.queue.enqueue(retried)
                 }
             } else {
+                lifecycle.finished(task, .failed(failure))
+                queue.release(task)
                 metadata["outcome"] = failure.kind == .permanent ? "permanent_failure" : "gave_up"
                 logger.warning("push", metadata: metadata)
                 logger.error(
@@ -109,7 +186,6 @@ public final class WorkerPool: Sendable {
                         "path": "\(task.request.path)", "attempts": "\(task.attempts)",
                         "incus": "\(failure.message)",
                     ])
-                lifecycle.finished(task, .failed(failure))
             }
         }
     }

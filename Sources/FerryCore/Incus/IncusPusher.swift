@@ -1,4 +1,4 @@
-/// Delivers files by running `incus file push`, one process per task.
+/// Delivers files by running `incus file push`: one process per task, or per batch.
 public struct IncusPusher: Pusher {
     /// The `incus` binary (a path, or a name searched on PATH).
     public var executable: String
@@ -14,20 +14,38 @@ public struct IncusPusher: Pusher {
     /// them from the spool file (0600, root). `--` ends the options, so no value can become
     /// one (names and paths are validated too).
     public static func arguments(for task: UploadTask) -> [String] {
-        let request = task.request
+        options(for: task.request) + ["--", task.sourcePath, "\(task.request.container)\(task.request.path)"]
+    }
+
+    /// The argv for a batch: every source into the shared directory (the trailing `/` makes
+    /// Incus append each source's base name, which staging made the destination's).
+    public static func arguments(for tasks: [UploadTask], sources: [String]) -> [String] {
+        let first = tasks[0]
+        return options(for: first.request) + ["--"] + sources
+            + ["\(first.request.container)\(first.destinationDirectory)"]
+    }
+
+    private static func options(for request: UploadRequest) -> [String] {
         var arguments = [
             "file", "push", "-q", "--uid", String(request.uid), "--gid", String(request.gid),
             "--mode", request.octalMode,
         ]
         if request.createDirectories { arguments.append("-p") }
-        arguments += ["--", task.sourcePath, "\(request.container)\(request.path)"]
         return arguments
     }
 
     public func push(_ task: UploadTask) -> PushResult {
+        run(Self.arguments(for: task))
+    }
+
+    public func push(_ tasks: [UploadTask], sources: [String]) -> PushResult {
+        run(Self.arguments(for: tasks, sources: sources))
+    }
+
+    private func run(_ arguments: [String]) -> PushResult {
         let outcome: ProcessOutcome
         do {
-            outcome = try ChildProcess.run(executable, arguments: Self.arguments(for: task), timeout: timeout)
+            outcome = try ChildProcess.run(executable, arguments: arguments, timeout: timeout)
         } catch {
             return .failed(PushFailure(kind: .transient, message: "cannot run \(executable): \(error)"))
         }

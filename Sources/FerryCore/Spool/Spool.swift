@@ -88,6 +88,10 @@ public final class Spool: Sendable {
             } else if name.hasSuffix(Self.temporarySuffix) {
                 try Posix.unlink("\(directory)/\(name)")
                 recovery.temporariesRemoved += 1
+            } else if name.hasSuffix(Self.batchSuffix) {
+                // Links staged for a push that never finished; the bytes have their own name.
+                Self.removeTree("\(directory)/\(name)")
+                recovery.temporariesRemoved += 1
             } else if name.hasSuffix(Self.dataSuffix) {
                 dataIDs.insert(String(name.dropLast(Self.dataSuffix.count)))
             } else if name.hasSuffix(Self.recordSuffix) {

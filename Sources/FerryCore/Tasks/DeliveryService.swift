@@ -7,6 +7,8 @@ public final class DeliveryService: Sendable {
     /// What ``DeliveryService`` is told at start-up.
     public struct Settings: Sendable {
         public var workers = 4
+        /// The most files one `incus file push` may carry (`--batch-max`).
+        public var batchMax = 64
         public var queueCapacity = 1000
         public var spoolMaxBytes: UInt64?
         public var retryPolicy = RetryPolicy()
@@ -40,8 +42,9 @@ public final class DeliveryService: Sendable {
             store: store, spool: spool, capacity: capacity, keepFinished: settings.retention > 0,
             logger: logger)
         pool = WorkerPool(
-            queue: queue, pusher: pusher, workers: settings.workers, retryPolicy: settings.retryPolicy,
-            logger: logger, lifecycle: lifecycle)
+            queue: queue, pusher: pusher, staging: spool, workers: settings.workers,
+            batchMax: settings.batchMax, retryPolicy: settings.retryPolicy, logger: logger,
+            lifecycle: lifecycle)
     }
 
     /// Takes up what a previous process left in the spool, queues unfinished tasks again in
@@ -106,6 +109,9 @@ public final class DeliveryService: Sendable {
             }
         }
     }
+
+    /// Tasks waiting for a worker (not those being pushed or waiting to retry).
+    public var queueDepth: Int { queue.depth }
 
     /// Task `id` as `viewer` may see it: a token sees only its own tasks (nil: all).
     public func task(id: String, viewer: String?) -> TaskRecord? {

@@ -17,8 +17,10 @@ final class TaskLifecycle: DeliveryLifecycle {
     }
 
     func willPush(_ task: UploadTask) -> Bool {
+        // Kept in memory only: recovery queues a "pushing" task again, just as it queues a
+        // "queued" one, so writing the record would cost a file per push for nothing.
         let (updated, _) = store.update(
-            id: task.id, if: { $0.state == .queued || $0.state == .retrying },
+            id: task.id, if: { $0.state == .queued || $0.state == .retrying }, persist: false,
             apply: { $0.state = .pushing })
         return updated != nil
     }

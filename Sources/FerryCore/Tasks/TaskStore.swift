@@ -78,13 +78,14 @@ public final class TaskStore: Sendable {
         index.withLock { $0.records[id] }
     }
 
-    /// Applies `change` to task `id` if `condition` holds for it, stamps and persists it.
+    /// Applies `change` to task `id` if `condition` holds for it, stamps it, and persists it
+    /// unless `persist` is false (for states recovery treats like the persisted one).
     ///
     /// - Returns: the record after the change, or nil if the task is unknown or the
     ///   condition does not hold (then `current` says what it is).
     @discardableResult
     public func update(
-        id: String, if condition: (TaskRecord) -> Bool = { _ in true },
+        id: String, if condition: (TaskRecord) -> Bool = { _ in true }, persist: Bool = true,
         apply change: (inout TaskRecord) -> Void
     ) -> (updated: TaskRecord?, current: TaskRecord?) {
         index.withLock { index in
@@ -93,7 +94,7 @@ public final class TaskStore: Sendable {
             change(&record)
             record.updatedAt = WallClock.now()
             index.records[id] = record
-            try? spool.writeRecord(record, durable: false)
+            if persist { try? spool.writeRecord(record, durable: false) }
             return (record, record)
         }
     }
