@@ -1,4 +1,5 @@
 import FerryCore
+import FerryHTTP
 
 /// Everything a Ferry process is told at start-up.
 public struct FerryConfiguration: Sendable {
@@ -26,6 +27,12 @@ public struct FerryConfiguration: Sendable {
     public var tokensFile: String?
     /// Lets Ferry listen beyond loopback without tokens (`--insecure-open-access`).
     public var insecureOpenAccess = false
+    /// Event loops, each on its own thread and its own `SO_REUSEPORT` listener (`--threads`).
+    public var threads = 1
+    /// Proxies whose `X-Forwarded-For` names the client in logs (`--trusted-proxy`).
+    public var trustedProxies: [TrustedProxies.Network] = []
+    /// Seconds between readiness checks behind `/readyz` (`--readiness-interval`).
+    public var readinessInterval = 5.0
     /// Workers, bounds, retries, durability and retention.
     public var delivery = DeliveryService.Settings()
 

@@ -1,26 +1,56 @@
 import FerryCore
 import FerryHTTP
 import Logging
+import Synchronization
 
 /// Ferry's routes: judges each request head, hands upload bodies to an ``UploadStream`` and
-/// task requests to ``TaskRoutes``. Runs on the event loop's thread.
-final class FerryRouter: HTTPHandler {
+/// task requests to ``TaskRoutes``. One router serves every event loop; each call runs on
+/// the thread of the loop that got the request.
+final class FerryRouter: HTTPHandler, Sendable {
     private let configuration: FerryConfiguration
     private let service: DeliveryService
     private let tasks: TaskRoutes
     private let authorizer: Authorizer?
+    private let readiness: Readiness
+    private let metrics: FerryMetrics
+    private let proxies: TrustedProxies
     private let logger: Logger
-    /// Set when shutdown begins: new requests are refused, those in progress finish.
-    var draining = false
+    private let isDraining = Atomic(false)
 
     /// - Parameter authorizer: the token policy; nil lets anyone who can connect do anything.
-    init(configuration: FerryConfiguration, service: DeliveryService, authorizer: Authorizer?, logger: Logger)
-    {
+    init(
+        configuration: FerryConfiguration, service: DeliveryService, authorizer: Authorizer?,
+        readiness: Readiness, metrics: FerryMetrics, logger: Logger
+    ) {
         self.configuration = configuration
         self.service = service
         self.tasks = TaskRoutes(service: service)
         self.authorizer = authorizer
+        self.readiness = readiness
+        self.metrics = metrics
+        self.proxies = TrustedProxies(configuration.trustedProxies)
         self.logger = logger
+    }
+
+    /// Set when shutdown begins: new requests are refused, those in progress finish.
+    var draining: Bool {
+        get { isDraining.load(ordering: .relaxed) }
+        set { isDraining.store(newValue, ordering: .relaxed) }
+    }
+
+    func answered(_ head: HTTPRequestHead, status: Int) {
+        metrics.countRequest(route: Self.routeName(head.path), status: status)
+    }
+
+    /// The route a path belongs to, as a metric label (never the raw path: ids and junk
+    /// would make a label per request).
+    static func routeName(_ path: String) -> String {
+        switch path {
+        case "/upload", "/healthz", "/readyz", "/metrics", "/tasks": return path
+        case _ where path.hasPrefix("/tasks/"):
+            return path.hasSuffix("/retry") ? "/tasks/{id}/retry" : "/tasks/{id}"
+        default: return "other"
+        }
     }
 
     func admit(_ head: HTTPRequestHead) -> HTTPAdmission {
@@ -38,6 +68,23 @@ final class FerryRouter: HTTPHandler {
             }
             return .accept(Answer { JSON.response(200, ["status": "serving"]) })
         }
+        if head.path == "/readyz" {
+            guard head.method == "GET" || head.method == "HEAD" else {
+                return refuse(.methodNotAllowed(allowed: "GET, HEAD"), head)
+            }
+            return .accept(Answer { [readiness] in Self.readinessAnswer(readiness.report) })
+        }
+        if head.path == "/metrics" {
+            guard head.method == "GET" || head.method == "HEAD" else {
+                return refuse(.methodNotAllowed(allowed: "GET, HEAD"), head)
+            }
+            return .accept(
+                Answer { [metrics, service, readiness] in
+                    HTTPResponse(
+                        status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
+                        body: metrics.exposition(service: service, readiness: readiness))
+                })
+        }
         if TaskRoutes.matches(head.path) {
             let route = authenticate(head).flatMap { rule in tasks.route(head, viewer: rule?.name) }
             switch route {
@@ -46,6 +93,16 @@ final class FerryRouter: HTTPHandler {
             }
         }
         return refuse(.notFound(path: head.path), head)
+    }
+
+    private static func readinessAnswer(_ report: Readiness.Report) -> HTTPResponse {
+        struct Body: Encodable {
+            var status: String
+            var checks: [String: Readiness.Check]
+        }
+        return JSON.response(
+            report.isReady ? 200 : 503,
+            Body(status: report.isReady ? "ready" : "not_ready", checks: report.checks))
     }
 
     /// The rule of the bearer token, checked before anything else about the request; nil
@@ -96,7 +153,10 @@ final class FerryRouter: HTTPHandler {
             case .existing(let record):
                 logger.info(
                     "upload repeated",
-                    metadata: ["task": "\(record.id)", "idempotency_key": "\(idempotencyKey)"])
+                    metadata: [
+                        "task": "\(record.id)", "idempotency_key": "\(idempotencyKey)",
+                        "request_id": "\(head.requestID)",
+                    ])
                 // The first task's answer; the repeated body is not read.
                 return .reject(UploadStream.accepted(record))
             case .inProgress:
@@ -134,8 +194,9 @@ final class FerryRouter: HTTPHandler {
                 request: request, file: file, service: service, reservedBytes: reservedBytes,
                 announced: declaredLength != nil, idempotencyKey: idempotencyKey,
                 maxBodySize: configuration.maxBodySize, tokenLimit: tokenLimit, owner: rule?.name,
-                minFreeDisk: declaredLength == nil ? configuration.minFreeDisk : nil, logger: logger,
-                started: started, peer: head.peer))
+                minFreeDisk: declaredLength == nil ? configuration.minFreeDisk : nil,
+                logger: logger.with(head, client: proxies.client(of: head)), metrics: metrics,
+                started: started, requestID: head.requestID))
     }
 
     /// 507 when `bytes` more would eat into the `--min-free-disk` reserve.
@@ -197,7 +258,8 @@ final class FerryRouter: HTTPHandler {
     {
         var metadata: Logger.Metadata = [
             "method": "\(head.method)", "path": "\(ContractViolation.quoted(head.path))",
-            "status": "\(error.status)", "error": "\(error.code)", "peer": "\(head.peer)",
+            "status": "\(error.status)", "error": "\(error.code)", "client": "\(proxies.client(of: head))",
+            "request_id": "\(head.requestID)",
         ]
         if let request {
             metadata["container"] = "\(request.container)"
@@ -219,6 +281,16 @@ final class Answer: HTTPBodyConsumer {
     func consume(_ chunk: BodyChunk) -> HTTPBodyVerdict { .proceed }
     func finish(respond: @escaping @Sendable (HTTPResponse) -> Void) { respond(make()) }
     func abort(reason: String) {}
+}
+
+extension Logger {
+    /// This logger with the request's id and client in every line.
+    fileprivate func with(_ head: HTTPRequestHead, client: String) -> Logger {
+        var logger = self
+        logger[metadataKey: "request_id"] = "\(head.requestID)"
+        logger[metadataKey: "client"] = "\(client)"
+        return logger
+    }
 }
 
 extension String {

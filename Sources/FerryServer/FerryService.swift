@@ -1,10 +1,10 @@
 import Dispatch
 import FerryCore
 import FerryHTTP
-import Glibc
+import Foundation
 import Logging
 
-/// A whole Ferry process: event loop, HTTP server, spool, tasks and workers, started and
+/// A whole Ferry process: event loops, HTTP servers, spool, tasks and workers, started and
 /// stopped as one.
 public final class FerryService {
     private let configuration: FerryConfiguration
@@ -25,6 +25,88 @@ public final class FerryService {
         // A client that leaves mid-answer must cost an EPIPE, not the process.
         signal(SIGPIPE, SIG_IGN)
         ChildProcess.keepInheritedDescriptorsFromChildren()
+        let authorizer = try loadPolicy()
+        let loops = try (0..<max(1, configuration.threads)).map { _ in try EventLoop() }
+        try StreamingProbe.verify(on: loops[0])
+        logger.debug("request streaming verified")
+
+        let metrics = FerryMetrics()
+        let spool = try Spool(directory: configuration.spoolDirectory)
+        let pusher = IncusPusher(executable: configuration.incus, timeout: configuration.pushTimeout)
+        let service = DeliveryService(
+            spool: spool, pusher: pusher, settings: configuration.delivery, logger: logger)
+        _ = try service.start()
+        let collector = collectGarbage(of: service)
+        let readiness = Readiness(
+            spool: spool, minFreeDisk: configuration.minFreeDisk, incus: configuration.incus,
+            interval: configuration.readinessInterval, logger: logger)
+        readiness.start()
+
+        let router = FerryRouter(
+            configuration: configuration, service: service, authorizer: authorizer, readiness: readiness,
+            metrics: metrics, logger: logger)
+        let servers = try loops.map { try makeServer(on: $0, handler: router) }
+        // Every loop has its own listener on the same address; the kernel spreads new
+        // connections among them, so no lock or hand-off sits on the accept path.
+        let shared = servers.count > 1
+        let address = try servers[0].listen(on: configuration.listen, sharedPort: shared)
+        for server in servers.dropFirst() { try server.listen(on: address, sharedPort: true) }
+        let settings = configuration.delivery
+        logger.notice(
+            "listening",
+            metadata: [
+                "address": "\(address)", "spool": "\(spool.directory)", "threads": "\(servers.count)",
+                "workers": "\(settings.workers)", "batch_max": "\(settings.batchMax)",
+                "queue_capacity": "\(settings.queueCapacity)",
+                "max_body_size": "\(configuration.maxBodySize)", "fsync": "\(settings.durable)",
+            ])
+
+        // libevent lets one event base own signals: the first loop takes them and tells the
+        // others.
+        var deadline = Double.infinity
+        for number in [SIGINT, SIGTERM] {
+            loops[0].onSignal(number) { [logger, configuration] in
+                guard deadline == .infinity else { return }
+                deadline = Monotonic.seconds() + configuration.shutdownTimeout
+                logger.notice("stopping", metadata: ["signal": "\(number)"])
+                router.draining = true
+                for server in servers {
+                    let until = deadline
+                    server.loop.execute {
+                        server.stopAccepting()
+                        Self.stopWhenIdle(server, deadline: until)
+                    }
+                }
+            }
+        }
+        reloadOnHangUp(authorizer, loop: loops[0])
+
+        let others = DispatchGroup()
+        for loop in loops.dropFirst() {
+            others.enter()
+            let thread = Thread {
+                // Named for `top -H` and /proc/PID/task/*/comm.
+                Thread.current.name = "ferry-loop"
+                loop.run()
+                others.leave()
+            }
+            thread.start()
+        }
+        loops[0].run()
+        others.wait()
+        collector.cancel()
+        readiness.stop()
+        let clean = service.shutdown(deadline: deadline)
+        logger.notice(
+            "stopped",
+            metadata: [
+                "uploads_cut_off": "\(servers.reduce(0) { $0 + $1.requestsInProgress })",
+                "pushes_cut_off": "\(clean ? "none" : "some")",
+            ])
+        withExtendedLifetime((servers, router, loops)) {}
+    }
+
+    private func loadPolicy() throws -> Authorizer? {
         let authorizer = try configuration.tokensFile.map { path throws(PolicyError) in
             try Authorizer(path: path)
         }
@@ -41,21 +123,12 @@ public final class FerryService {
         } else {
             logger.warning("no --tokens: every client that can connect may write into every container")
         }
-        let loop = try EventLoop()
-        try StreamingProbe.verify(on: loop)
-        logger.debug("request streaming verified")
+        return authorizer
+    }
 
-        let spool = try Spool(directory: configuration.spoolDirectory)
-        let pusher = IncusPusher(executable: configuration.incus, timeout: configuration.pushTimeout)
-        let service = DeliveryService(
-            spool: spool, pusher: pusher, settings: configuration.delivery, logger: logger)
-        _ = try service.start()
-        let collector = collectGarbage(of: service)
-
-        let router = FerryRouter(
-            configuration: configuration, service: service, authorizer: authorizer, logger: logger)
-        let server = try HTTPServer(
-            loop: loop, handler: router, maxBodySize: configuration.maxBodySize,
+    private func makeServer(on loop: EventLoop, handler: FerryRouter) throws -> HTTPServer {
+        try HTTPServer(
+            loop: loop, handler: handler, maxBodySize: configuration.maxBodySize,
             maxHeaderSize: configuration.maxHeaderSize, idleTimeout: configuration.idleTimeout,
             connectionLimit: ConnectionLimit(
                 maximum: Int64(configuration.maxConnections),
@@ -66,54 +139,27 @@ public final class FerryService {
                     minimumBytesPerSecond: Double(configuration.minBodyRate),
                     grace: configuration.bodyRateGrace),
             maxChunkSize: configuration.maxChunkSize)
-        let address = try server.listen(on: configuration.listen)
-        let settings = configuration.delivery
-        logger.notice(
-            "listening",
-            metadata: [
-                "address": "\(address)", "spool": "\(spool.directory)", "workers": "\(settings.workers)",
-                "queue_capacity": "\(settings.queueCapacity)",
-                "max_body_size": "\(configuration.maxBodySize)",
-                "fsync": "\(settings.durable)",
-            ])
+    }
 
-        var deadline = Double.infinity
-        for number in [SIGINT, SIGTERM] {
-            loop.onSignal(number) { [logger, configuration] in
-                guard deadline == .infinity else { return }
-                deadline = Monotonic.seconds() + configuration.shutdownTimeout
-                logger.notice(
-                    "stopping",
-                    metadata: ["signal": "\(number)", "in_progress": "\(server.requestsInProgress)"])
-                server.stopAccepting()
-                router.draining = true
-                Self.stopWhenIdle(server, loop: loop, deadline: deadline)
+    /// SIGHUP reloads the token policy, off the loop (it reads a file). Without a policy it
+    /// is only logged: a `systemctl reload` must not end the process.
+    private func reloadOnHangUp(_ authorizer: Authorizer?, loop: EventLoop) {
+        loop.onSignal(SIGHUP) { [logger] in
+            guard let authorizer else {
+                logger.notice("SIGHUP ignored: there is no --tokens policy to reload")
+                return
             }
-        }
-        if let authorizer {
-            loop.onSignal(SIGHUP) { [logger] in
-                DispatchQueue.global().async {
-                    do throws(PolicyError) {
-                        let count = try authorizer.reload()
-                        logger.notice("token policy reloaded", metadata: ["tokens": "\(count)"])
-                    } catch {
-                        logger.error(
-                            "token policy not reloaded; the previous one stays in force",
-                            metadata: ["error": "\(error)"])
-                    }
+            DispatchQueue.global().async {
+                do throws(PolicyError) {
+                    let count = try authorizer.reload()
+                    logger.notice("token policy reloaded", metadata: ["tokens": "\(count)"])
+                } catch {
+                    logger.error(
+                        "token policy not reloaded; the previous one stays in force",
+                        metadata: ["error": "\(error)"])
                 }
             }
         }
-        loop.run()
-        collector.cancel()
-        let clean = service.shutdown(deadline: deadline)
-        logger.notice(
-            "stopped",
-            metadata: [
-                "uploads_cut_off": "\(server.requestsInProgress)",
-                "pushes_cut_off": "\(clean ? "none" : "some")",
-            ])
-        withExtendedLifetime((server, router)) {}
     }
 
     /// Whether `address` (`HOST:PORT`) is on the loopback interface.
@@ -122,14 +168,15 @@ public final class FerryService {
         return host.hasPrefix("127.") || host == "[::1]" || host == "localhost"
     }
 
-    /// Stops the loop once no request is in progress, or at the deadline.
-    private static func stopWhenIdle(_ server: HTTPServer, loop: EventLoop, deadline: Double) {
+    /// Stops the server's loop once no request is in progress on it, or at the deadline.
+    /// Runs on that loop's thread.
+    private static func stopWhenIdle(_ server: HTTPServer, deadline: Double) {
         if server.requestsInProgress == 0 || Monotonic.seconds() >= deadline {
-            loop.stop()
+            server.loop.stop()
             return
         }
         DispatchQueue.global().asyncAfter(deadline: .now() + 0.02) {
-            loop.execute { stopWhenIdle(server, loop: loop, deadline: deadline) }
+            server.loop.execute { stopWhenIdle(server, deadline: deadline) }
         }
     }
 

@@ -120,6 +120,8 @@ struct TaskView: Encodable {
     var bytes: UInt64
     var createdAt: String
     var updatedAt: String
+    /// The `X-Request-Id` of the upload that created the task.
+    var requestID: String?
 
     init(_ record: TaskRecord) {
         id = record.id
@@ -131,6 +133,7 @@ struct TaskView: Encodable {
         bytes = record.bytes
         createdAt = Self.timestamp(record.createdAt)
         updatedAt = Self.timestamp(record.updatedAt)
+        requestID = record.requestID
     }
 
     enum CodingKeys: String, CodingKey {
@@ -138,6 +141,7 @@ struct TaskView: Encodable {
         case lastError = "last_error"
         case createdAt = "created_at"
         case updatedAt = "updated_at"
+        case requestID = "request_id"
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -152,6 +156,7 @@ struct TaskView: Encodable {
         try container.encode(bytes, forKey: .bytes)
         try container.encode(createdAt, forKey: .createdAt)
         try container.encode(updatedAt, forKey: .updatedAt)
+        try container.encode(requestID, forKey: .requestID)
     }
 
     private static func timestamp(_ seconds: Double) -> String {

@@ -25,9 +25,11 @@ final class UploadStream: HTTPBodyConsumer {
     private let owner: String?
     /// For a body of unannounced length: the free space to keep, checked at each write.
     private let minFreeDisk: UInt64?
+    /// Carries the request id and client in its metadata.
     private let logger: Logger
+    private let metrics: FerryMetrics
     private let started: Double
-    private let peer: String
+    private let requestID: String
     private let pending = BodyBuffer()
     private var reservedBytes: UInt64
     private var received: UInt64 = 0
@@ -35,7 +37,8 @@ final class UploadStream: HTTPBodyConsumer {
     init(
         request: UploadRequest, file: SpoolFile, service: DeliveryService, reservedBytes: UInt64,
         announced: Bool, idempotencyKey: String?, maxBodySize: UInt64, tokenLimit: TokenLimit?,
-        owner: String?, minFreeDisk: UInt64?, logger: Logger, started: Double, peer: String
+        owner: String?, minFreeDisk: UInt64?, logger: Logger, metrics: FerryMetrics, started: Double,
+        requestID: String
     ) {
         self.minFreeDisk = minFreeDisk
         self.tokenLimit = tokenLimit
@@ -49,12 +52,19 @@ final class UploadStream: HTTPBodyConsumer {
         self.maxBodySize = maxBodySize
         self.logger = logger
         self.started = started
-        self.peer = peer
+        self.requestID = requestID
+        self.metrics = metrics
+        metrics.uploadsInFlight.add(1, ordering: .relaxed)
+    }
+
+    deinit {
+        metrics.uploadsInFlight.subtract(1, ordering: .relaxed)
     }
 
     func consume(_ chunk: BodyChunk) -> HTTPBodyVerdict {
         let count = UInt64(chunk.count)
         received += count
+        metrics.bytesReceived.increment(by: chunk.count)
         if received > maxBodySize {
             return .stop(refuse(.bodyTooLarge(limit: maxBodySize)))
         }
@@ -83,12 +93,11 @@ final class UploadStream: HTTPBodyConsumer {
         let service = self.service
         let logger = self.logger
         let started = self.started
-        let peer = self.peer
         let reservedBytes = self.reservedBytes
         let idempotencyKey = self.idempotencyKey
         let id = file.id
         service.accept(
-            file, request: request, bytes: received, idempotencyKey: idempotencyKey, requestID: nil,
+            file, request: request, bytes: received, idempotencyKey: idempotencyKey, requestID: requestID,
             owner: owner
         ) { result in
             switch result {
@@ -98,7 +107,7 @@ final class UploadStream: HTTPBodyConsumer {
                     metadata: [
                         "task": "\(record.id)", "container": "\(record.request.container)",
                         "destination": "\(record.request.path)", "bytes": "\(record.bytes)", "status": "202",
-                        "duration": "\(Monotonic.format(Monotonic.seconds() - started))s", "peer": "\(peer)",
+                        "duration": "\(Monotonic.format(Monotonic.seconds() - started))s",
                     ])
                 respond(Self.accepted(record))
             case .failure(let error):
@@ -119,7 +128,7 @@ final class UploadStream: HTTPBodyConsumer {
             "upload aborted",
             metadata: [
                 "task": "\(file.id)", "container": "\(request.container)", "destination": "\(request.path)",
-                "bytes": "\(received)", "reason": "\(reason)", "peer": "\(peer)",
+                "bytes": "\(received)", "reason": "\(reason)",
             ])
     }
 
@@ -166,7 +175,6 @@ final class UploadStream: HTTPBodyConsumer {
             metadata: [
                 "task": "\(file.id)", "container": "\(request.container)", "destination": "\(request.path)",
                 "bytes": "\(received)", "status": "\(error.status)", "error": "\(error.code)",
-                "peer": "\(peer)",
             ])
         return error.response
     }

@@ -1,6 +1,8 @@
 import ArgumentParser
 import FerryCore
+import FerryHTTP
 import FerryServer
+import Foundation
 import Logging
 
 /// `ferry`: the upload endpoint that delivers files into Incus containers.
@@ -18,8 +20,29 @@ struct FerryCommand: ParsableCommand {
 
             Sizes accept K, M, G suffixes (binary: 1K = 1024). Durations accept seconds \
             (1, 0.5) or suffixed values (500ms, 2s, 1m, 1h).
-            """
+
+            Every option can also be set in the environment as FERRY_ and its name in capitals \
+            with _ for -, e.g. FERRY_MAX_BODY_SIZE=2G; flags take true or false \
+            (FERRY_FSYNC=false), repeatable options a comma-separated list. The command line wins.
+            """,
+        version: FerryVersion.current
     )
+
+    /// Flags with a `--no-` form, which `FERRY_NAME=false` selects.
+    static let invertibleFlags: Set<String> = ["fsync"]
+
+    /// Parses the command line merged with `FERRY_*` variables, then runs.
+    static func main() {
+        do {
+            let arguments = try EnvironmentOptions.merge(
+                Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment,
+                declared: EnvironmentOptions.declared(by: FerryCommand()), invertible: invertibleFlags)
+            var command = try parseAsRoot(arguments)
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
 
     @Option(help: ArgumentHelp("Address to listen on, HOST:PORT (port 0 picks one).", valueName: "host:port"))
     var listen = "127.0.0.1:8080"
@@ -67,8 +90,19 @@ struct FerryCommand: ParsableCommand {
     @Option(help: "Open connections past which requests are refused with 503 and the connection closed.")
     var maxConnections = 1024
 
+    @Option(
+        help: "Event loops, each on its own thread and its own SO_REUSEPORT listener (default: one per core)."
+    )
+    var threads: Int = FerryCommand.cores
+
     @Option(help: "Pushes run at the same time.")
     var workers = 4
+
+    @Option(
+        help:
+            "Most files delivered by one `incus file push` (uploads to the same container directory with the same owner and mode; 1: one file per call)."
+    )
+    var batchMax = 64
 
     @Option(help: "Uploads accepted and not yet delivered or failed; more are refused with 503.")
     var queueCapacity = 1000
@@ -131,9 +165,36 @@ struct FerryCommand: ParsableCommand {
     @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))
     var logLevel = "info"
 
+    @Option(help: ArgumentHelp("Log lines as text or as one JSON object each.", valueName: "text|json"))
+    var logFormat = "text"
+
+    @Option(
+        help: ArgumentHelp(
+            "A proxy (CIDR, or one address) whose X-Forwarded-For names the client in the logs; repeatable.",
+            valueName: "cidr"))
+    var trustedProxy: [String] = []
+
+    @Option(
+        help: ArgumentHelp(
+            "Time between the checks behind /readyz (spool, free disk, Incus).", valueName: "duration"))
+    var readinessInterval: Seconds = Seconds(value: 5)
+
+    static var cores: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
+
     func validate() throws {
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
+        guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1-256") }
+        guard (1...1000).contains(batchMax) else { throw ValidationError("--batch-max must be 1-1000") }
+        guard logFormat == "text" || logFormat == "json" else {
+            throw ValidationError("--log-format must be text or json")
+        }
+        for proxy in trustedProxy where TrustedProxies.Network(proxy) == nil {
+            throw ValidationError("--trusted-proxy '\(proxy)' is not an address or ADDRESS/BITS")
+        }
+        guard readinessInterval.value >= 0.1 else {
+            throw ValidationError("--readiness-interval must be at least 0.1s")
+        }
         guard queueCapacity >= 1 else { throw ValidationError("--queue-capacity must be at least 1") }
         guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
         guard idleTimeout.value >= 1 else { throw ValidationError("--idle-timeout must be at least 1s") }
@@ -146,7 +207,13 @@ struct FerryCommand: ParsableCommand {
 
     func run() throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
+        let json = logFormat == "json"
         LoggingSystem.bootstrap { label in
+            if json {
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
@@ -167,6 +234,10 @@ struct FerryCommand: ParsableCommand {
         settings.pushTimeout = pushTimeout.value
         settings.shutdownTimeout = shutdownTimeout.value
         settings.delivery.workers = workers
+        settings.delivery.batchMax = batchMax
+        settings.threads = threads
+        settings.trustedProxies = trustedProxy.compactMap(TrustedProxies.Network.init)
+        settings.readinessInterval = readinessInterval.value
         settings.delivery.queueCapacity = queueCapacity
         settings.delivery.spoolMaxBytes = spoolMaxBytes?.bytes
         settings.delivery.retryPolicy = RetryPolicy(

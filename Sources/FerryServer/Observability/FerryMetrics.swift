@@ -43,7 +43,8 @@ final class FerryMetrics: Sendable {
         let counter = requestCounters.withLock { counters in
             if let counter = counters[key] { return counter }
             let counter = Metrics.Counter(
-                label: "ferry_http_requests_total", dimensions: [("route", route), ("status", String(status))])
+                label: "ferry_http_requests_total",
+                dimensions: [("route", route), ("status", String(status))])
             counters[key] = counter
             return counter
         }

@@ -68,7 +68,8 @@ public struct JSONLogHandler: LogHandler {
         var buffer = [UInt8](repeating: 0, count: 32)
         let length = strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%S", &parts)
         let milliseconds = String(now.tv_nsec / 1_000_000)
-        return String(decoding: buffer[..<length], as: UTF8.self) + "." + String(repeating: "0", count: 3 - milliseconds.count)
+        return String(decoding: buffer[..<length], as: UTF8.self) + "."
+            + String(repeating: "0", count: 3 - milliseconds.count)
             + milliseconds + "Z"
     }
 }

@@ -66,7 +66,8 @@ final class Readiness: @unchecked Sendable {
             if report.isReady {
                 logger.notice("ready")
             } else {
-                logger.warning("not ready", metadata: ["failing": "\(failing.sorted().joined(separator: "; "))"])
+                logger.warning(
+                    "not ready", metadata: ["failing": "\(failing.sorted().joined(separator: "; "))"])
             }
         }
     }
@@ -102,7 +103,8 @@ final class Readiness: @unchecked Sendable {
             let message = outcome.standardError.split(whereSeparator: \.isNewline).first.map(String.init)
             return Check(
                 ok: false,
-                detail: message ?? "incus query exited \(outcome.exitStatus.map(String.init) ?? "on a signal")")
+                detail: message
+                    ?? "incus query exited \(outcome.exitStatus.map(String.init) ?? "on a signal")")
         } catch {
             return Check(ok: false, detail: "cannot run \(incus): \(error)")
         }
