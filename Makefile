@@ -1,7 +1,13 @@
 # Ferry: see README.md. Every target installs what it needs on Debian 12.
 SWIFT_FORMAT_PATHS = Package.swift Sources Tests
 
-.PHONY: all build run test lint format deps clean bench fuzz
+.PHONY: all build run test lint format deps clean bench fuzz install
+
+# `make install`: PREFIX and DESTDIR as usual; BINARY installs an already built ferry
+# instead of building release.
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINARY ?=
 
 all: build
 
@@ -22,6 +28,16 @@ lint:
 
 format:
 	swift format format -i -r $(SWIFT_FORMAT_PATHS)
+
+install: $(if $(BINARY),,build)
+	install -D -m 0755 $(or $(BINARY),.build/release/ferry) $(DESTDIR)$(PREFIX)/bin/ferry
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/share/ferry/nginx
+	sed 's|/usr/local/bin/ferry|$(PREFIX)/bin/ferry|g' deploy/systemd/ferry.service \
+		> $(DESTDIR)$(PREFIX)/lib/systemd/system/ferry.service
+	chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/ferry.service
+	install -m 0644 deploy/systemd/ferry.default $(DESTDIR)$(PREFIX)/share/ferry/ferry.default
+	install -m 0644 deploy/nginx/*.conf $(DESTDIR)$(PREFIX)/share/ferry/nginx/
+	install -m 0644 docs/openapi.yaml $(DESTDIR)$(PREFIX)/share/ferry/openapi.yaml
 
 clean:
 	rm -rf .build .run

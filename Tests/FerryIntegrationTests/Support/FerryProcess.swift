@@ -36,10 +36,11 @@ final class FerryProcess {
         }
         try process.run()
         let line = try waitForLog(containing: "listening", timeout: 20)
-        guard let range = line.range(of: #"address=\S+"#, options: .regularExpression) else {
+        // Text logs say address=HOST:PORT; JSON logs "address":"HOST:PORT".
+        guard let range = line.range(of: #"address(=|":")[^\s"]+"#, options: .regularExpression) else {
             throw TestSetupError("no address in: \(line)")
         }
-        address = String(line[range].dropFirst("address=".count))
+        address = String(line[range].split(separator: "=").last!.split(separator: "\"").last!)
     }
 
     deinit {

@@ -37,6 +37,15 @@ final class RawHTTPClient {
         try send(Array((text + "\r\n").utf8))
     }
 
+    /// Sends a whole request and reads its answer.
+    func exchange(_ method: String, _ target: String, _ headers: [(String, String)], body: [UInt8]) throws
+        -> RawResponse
+    {
+        try sendHead(method, target, headers)
+        try send(body)
+        return try readResponse()
+    }
+
     /// Sends raw bytes.
     func send(_ bytes: [UInt8]) throws {
         var offset = 0
