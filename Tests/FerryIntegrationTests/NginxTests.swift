@@ -1,0 +1,206 @@
+import XCTest
+
+/// Ferry behind a real nginx that runs the shipped `deploy/nginx` configuration: bodies stream
+/// through without a temp file, and Ferry's answers reach the client as Ferry sent them.
+final class NginxTests: XCTestCase {
+    private static let size = 1 << 30
+    private static let memoryLimit = 32 << 20
+
+    func testOneGiBUploadStreamsThroughNginxWithoutATempFile() throws {
+        let ferry = try FerryProcess(arguments: ["--max-body-size", "2G"])
+        let nginx = try Nginx(upstreamPort: ferry.port)
+        let path = "/root/big"
+        let client = try RawHTTPClient(port: nginx.port, timeout: 300)
+        try client.sendHead(
+            "POST", "/upload",
+            [
+                ("X-Container-Name", "c1"), ("X-File-Path", path), ("X-Host-Path", "big"),
+                ("Content-Length", String(Self.size)),
+            ])
+        // Generated, not stored: 1 MiB of random bytes sent 1024 times, each time stamped with
+        // its number (a lost, doubled or swapped MiB changes the digest).
+        var block = randomBytes(1 << 20)
+        let digest = try StreamingSHA256()
+        var tempFiles = Set<String>()
+        let started = Date()
+        for index in 0..<(Self.size / block.count) {
+            block.replaceSubrange(0..<8, with: withUnsafeBytes(of: UInt64(index).littleEndian, Array.init))
+            try client.send(block)
+            try digest.update(block)
+            if index % 16 == 0 { tempFiles.formUnion(nginx.clientBodyTempFiles()) }
+        }
+        let response = try client.readResponse()
+        let seconds = Date().timeIntervalSince(started)
+        let expected = try digest.finish()
+
+        XCTAssertEqual(response.status, 202, String(decoding: response.body, as: UTF8.self))
+        XCTAssertEqual(response.json["bytes"] as? Int, Self.size)
+        XCTAssertEqual(tempFiles, [], "nginx wrote the body to a temp file during the upload")
+        XCTAssertEqual(nginx.clientBodyTempFiles(), [], "nginx left a temp file")
+        XCTAssertEqual(nginx.errorLogLines(containing: "buffered to a temporary file"), [])
+        let peak = try ferry.peakResidentBytes()
+        XCTAssertLessThanOrEqual(peak, Self.memoryLimit, "Ferry's peak RSS \(peak >> 20) MiB")
+        print(
+            "1 GiB through nginx in \(String(format: "%.1f", seconds)) s "
+                + "(\(Int(Double(Self.size >> 20) / seconds)) MiB/s); Ferry's peak RSS \(peak >> 10) KiB")
+        XCTAssertTrue(
+            try ferry.waitForSettlement(of: Uploads.taskID(response), timeout: 300).contains(
+                "outcome=delivered"))
+        XCTAssertEqual(try Incus.sha256(container: "c1", path: path), expected)
+        try Incus.remove(container: "c1", path: path)
+    }
+
+    /// A refusal Ferry decides from the head, and what it answers.
+    private struct Refusal {
+        var name: String
+        var headers: [(String, String)]
+        var status: Int
+        var error: String
+    }
+
+    /// With `--max-body-size 1M`; every declared body here is larger.
+    private let refusals = [
+        Refusal(
+            name: "missing X-Container-Name", headers: [("X-File-Path", "/root/refused")], status: 400,
+            error: "missing_header"),
+        Refusal(
+            name: "relative X-File-Path", headers: [("X-Container-Name", "c1"), ("X-File-Path", "relative")],
+            status: 400, error: "invalid_header"),
+        Refusal(
+            name: "Content-Length above --max-body-size",
+            headers: [("X-Container-Name", "c1"), ("X-File-Path", "/root/refused")], status: 413,
+            error: "body_too_large"),
+    ]
+
+    /// POSTs through nginx a head that announces `declared` bytes, sends `sent` of them (as
+    /// long as the connection takes them), then reads the answer.
+    private func post(_ refusal: Refusal, to nginx: Nginx, declared: Int, sending sent: Int) throws
+        -> RawResponse
+    {
+        let client = try RawHTTPClient(port: nginx.port, timeout: 60)
+        try client.sendHead("POST", "/upload", refusal.headers + [("Content-Length", String(declared))])
+        let piece = [UInt8](repeating: 0x5a, count: 1 << 20)
+        var remaining = sent
+        while remaining > 0 {
+            let count = min(remaining, piece.count)
+            // Whoever answered early may stop reading: then the answer is what counts.
+            guard (try? client.send(Array(piece[0..<count]))) != nil else { break }
+            remaining -= count
+        }
+        return try client.readResponse()
+    }
+
+    private func assertNothingLeft(_ ferry: FerryProcess, file: StaticString = #filePath, line: UInt = #line)
+        throws
+    {
+        XCTAssertEqual(try ferry.spoolContents(), [], "no file left", file: file, line: line)
+        XCTAssertEqual(ferry.logLines(containing: "push").count, 0, "nothing pushed", file: file, line: line)
+    }
+
+    func testRefusalsFromTheHeadReachTheClientThroughNginx() throws {
+        let ferry = try FerryProcess(arguments: ["--max-body-size", "1M"])
+        let nginx = try Nginx(upstreamPort: ferry.port)
+        for refusal in refusals {
+            let response = try post(refusal, to: nginx, declared: 8 << 20, sending: 4096)
+            XCTAssertEqual(response.status, refusal.status, refusal.name)
+            XCTAssertEqual(response.json["error"] as? String, refusal.error, refusal.name)
+            XCTAssertFalse(
+                (response.json["detail"] as? String ?? "").isEmpty, "\(refusal.name): Ferry's reason")
+            XCTAssertEqual(response.header("Content-Type"), "application/json", refusal.name)
+        }
+        try assertNothingLeft(ferry)
+    }
+
+    /// Ferry answers from the head and closes the connection while nginx is still passing the
+    /// body on: the client must still get Ferry's answer, never nginx's 502.
+    func testRefusalsReachTheClientWhileItSendsAMultiMiBBody() throws {
+        let ferry = try FerryProcess(arguments: ["--max-body-size", "1M"])
+        let nginx = try Nginx(upstreamPort: ferry.port)
+        let rounds = 8
+        var wrong: [String] = []
+        for round in 1...rounds {
+            for refusal in refusals {
+                let outcome: String
+                do {
+                    let response = try post(refusal, to: nginx, declared: 16 << 20, sending: 16 << 20)
+                    guard
+                        response.status != refusal.status
+                            || response.json["error"] as? String != refusal.error
+                    else { continue }
+                    outcome =
+                        "\(response.status) \(response.json["error"] as? String ?? "(not Ferry's JSON)")"
+                } catch {
+                    outcome = "no answer: \(error)"
+                }
+                wrong.append("round \(round), \(refusal.name): \(outcome)")
+            }
+        }
+        XCTAssertEqual(
+            wrong.count, 0,
+            """
+            \(wrong.count) of \(rounds * refusals.count) refusals did not reach the client as Ferry sent them, \
+            e.g. \(wrong.prefix(3)); nginx's error log says:
+            \(nginx.errorLogLines(containing: "upstream").suffix(2).joined(separator: "\n"))
+            """)
+        try assertNothingLeft(ferry)
+    }
+
+    func testAcceptedAnswerAndItsTaskPassThroughNginxUnchanged() throws {
+        let ferry = try FerryProcess()
+        let nginx = try Nginx(upstreamPort: ferry.port)
+        let body = randomBytes(300_000)
+        let client = try RawHTTPClient(port: nginx.port)
+        try client.sendHead(
+            "POST", "/upload",
+            [
+                ("X-Container-Name", "c1"), ("X-File-Path", "/root/"), ("X-Host-Path", "/home/ana/notes.txt"),
+                ("X-Request-Id", "nginx-test-1"), ("Content-Length", String(body.count)),
+            ])
+        try client.send(body)
+        let accepted = try client.readResponse()
+
+        XCTAssertEqual(accepted.status, 202, String(decoding: accepted.body, as: UTF8.self))
+        let id = Uploads.taskID(accepted)
+        XCTAssertEqual(accepted.header("Location"), "/tasks/\(id)", "Location names the task of the body")
+        XCTAssertEqual(accepted.header("Content-Type"), "application/json")
+        XCTAssertEqual(accepted.json["bytes"] as? Int, body.count)
+        XCTAssertEqual(accepted.json["container"] as? String, "c1")
+        XCTAssertEqual(accepted.json["path"] as? String, "/root/notes.txt")
+        XCTAssertEqual(accepted.json["status"] as? String, "queued")
+        XCTAssertEqual(accepted.header("X-Request-Id"), "nginx-test-1", "the client's request id comes back")
+
+        // The Location, followed through nginx on the same client connection.
+        let location = accepted.header("Location") ?? "/tasks/?"
+        try client.sendHead("GET", location, [])
+        let task = try client.readResponse()
+        XCTAssertEqual(task.status, 200)
+        XCTAssertEqual(task.json["id"] as? String, id)
+        XCTAssertEqual(task.json["container"] as? String, "c1")
+        XCTAssertEqual(task.json["path"] as? String, "/root/notes.txt")
+        XCTAssertEqual(task.json["bytes"] as? Int, body.count)
+        XCTAssertEqual(
+            task.header("X-Request-Id")?.count, 32, "nginx names a request that came without an id")
+
+        XCTAssertTrue(try ferry.waitForSettlement(of: id).contains("outcome=delivered"))
+        XCTAssertEqual(try Incus.sha256(container: "c1", path: "/root/notes.txt"), try Command.sha256(body))
+        try client.sendHead("GET", location, [])
+        XCTAssertEqual(try client.readResponse().json["state"] as? String, "delivered")
+
+        // Keep-alive to Ferry: another client's upload goes over nginx's same connection to Ferry.
+        let other = try RawHTTPClient(port: nginx.port)
+        try other.sendHead(
+            "POST", "/upload",
+            [("X-Container-Name", "c1"), ("X-File-Path", "/root/second"), ("Content-Length", "5")])
+        try other.send(Array("hello".utf8))
+        let second = try other.readResponse()
+        XCTAssertEqual(second.status, 202)
+        XCTAssertTrue(try ferry.waitForSettlement(of: Uploads.taskID(second)).contains("outcome=delivered"))
+        let peers = ferry.logLines(containing: "upload accepted").compactMap { line in
+            line.split(separator: " ").first { $0.hasPrefix("peer=") }.map(String.init)
+        }
+        XCTAssertEqual(peers.count, 2)
+        XCTAssertEqual(Set(peers).count, 1, "both uploads came over one upstream connection: \(peers)")
+        try Incus.remove(container: "c1", path: "/root/notes.txt")
+        try Incus.remove(container: "c1", path: "/root/second")
+    }
+}
