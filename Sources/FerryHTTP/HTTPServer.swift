@@ -233,6 +233,11 @@ public final class HTTPServer: @unchecked Sendable {
     /// own, e.g. 413 from its size limit or 400 for broken chunk framing).
     private func finished(_ request: OpaquePointer) {
         guard let exchange = exchanges.removeValue(forKey: request) else { return }
+        if let kept = exchange.lingering {
+            // The answer is written; libevent closes its descriptor right after this.
+            exchange.lingering = nil
+            loop.execute { [loop] in LingeringClose.start(kept, on: loop) }
+        }
         if let connection = evhttp_request_get_connection(request) {
             requestsByConnection[connection] = nil
             evhttp_connection_set_closecb(connection, nil, nil)
@@ -278,6 +283,13 @@ public final class HTTPServer: @unchecked Sendable {
 
     private func send(_ response: HTTPResponse, to exchange: Exchange, closing: Bool) {
         guard exchange.state != .answered, exchange.state != .released else { return }
+        if closing && exchange.state == .streaming && !exchange.connectionLost,
+            let connection = evhttp_request_get_connection(exchange.request),
+            let events = evhttp_connection_get_bufferevent(connection)
+        {
+            // Body bytes are still coming: linger, or a reset may destroy this answer.
+            exchange.lingering = LingeringClose.keep(bufferevent_getfd(events))
+        }
         exchange.state = .answered
         handler.answered(exchange.head, status: response.status)
         let request = exchange.request
@@ -327,10 +339,17 @@ final class Exchange: @unchecked Sendable {
     var state = State.streaming
     var consumer: HTTPBodyConsumer?
     var connectionLost = false
+    /// A duplicate of the socket, kept for a lingering close after an early answer.
+    var lingering: Int32?
 
     init(request: OpaquePointer, head: HTTPRequestHead) {
         self.request = request
         self.head = head
+    }
+
+    deinit {
+        // The answer was never written (the client went away): nothing to linger for.
+        if let lingering { LingeringClose.drop(lingering) }
     }
 
     /// Seconds on the monotonic clock.

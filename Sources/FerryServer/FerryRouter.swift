@@ -259,7 +259,7 @@ final class FerryRouter: HTTPHandler, Sendable {
         var metadata: Logger.Metadata = [
             "method": "\(head.method)", "path": "\(ContractViolation.quoted(head.path))",
             "status": "\(error.status)", "error": "\(error.code)", "client": "\(proxies.client(of: head))",
-            "request_id": "\(head.requestID)",
+            "request_id": "\(head.requestID)", "peer": "\(head.peer)",
         ]
         if let request {
             metadata["container"] = "\(request.container)"
@@ -289,6 +289,8 @@ extension Logger {
         var logger = self
         logger[metadataKey: "request_id"] = "\(head.requestID)"
         logger[metadataKey: "client"] = "\(client)"
+        // The connection's own address: with a proxy in front, which of its connections.
+        logger[metadataKey: "peer"] = "\(head.peer)"
         return logger
     }
 }
