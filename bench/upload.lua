@@ -3,17 +3,26 @@ wrk.method = "POST"
 wrk.path = "/upload"
 wrk.body = string.rep("x", 4096)
 wrk.headers["X-Container-Name"] = os.getenv("FERRY_BENCH_CONTAINER") or "bench"
-wrk.headers["X-File-Path"] = "/tmp/ferry-bench.bin"
 
+-- Every upload has its own destination (one directory), as real files do: uploads to one
+-- path are delivered one after the other, in order, and would measure that instead.
 local threads = {}
 
 function setup(thread)
+  thread:set("thread_id", #threads)
   table.insert(threads, thread)
 end
 
 function init(args)
   accepted = 0
   refused = 0
+  sent = 0
+end
+
+function request()
+  sent = sent + 1
+  wrk.headers["X-File-Path"] = string.format("/tmp/ferry-bench/%d-%d.bin", thread_id, sent)
+  return wrk.format()
 end
 
 function response(status, headers, body)

@@ -11,6 +11,14 @@ for package in libevent-dev pkg-config nginx-light; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}" >&2
+  # Packages must not start their daemons (nginx on port 80): the tests start their own
+  # on loopback and stop them. policy-rc.d answering 101 tells invoke-rc.d "not now".
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 0755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

@@ -61,7 +61,8 @@ final class LingeringClose {
     private func readable(_ what: Int16) {
         if what & Int16(EV_READ) != 0 && Exchange.now() - startedAt < Self.maximumSeconds {
             var discard = [UInt8](repeating: 0, count: 64 * 1024)
-            let count = recv(descriptor, &discard, discard.count, Int32(MSG_DONTWAIT))
+            // The descriptor shares libevent's non-blocking open file: recv never waits.
+            let count = recv(descriptor, &discard, discard.count, 0)
             if count > 0 || (count < 0 && (errno == EAGAIN || errno == EINTR)) { return }
         }
         // End of the body, a quiet spell, an error, or time is up.

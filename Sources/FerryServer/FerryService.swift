@@ -51,6 +51,21 @@ public final class FerryService {
         let shared = servers.count > 1
         let address = try servers[0].listen(on: configuration.listen, sharedPort: shared)
         for server in servers.dropFirst() { try server.listen(on: address, sharedPort: true) }
+        // The other loops run on threads of their own, running before "listening" is said.
+        let others = DispatchGroup()
+        let running = DispatchGroup()
+        for loop in loops.dropFirst() {
+            others.enter()
+            running.enter()
+            let thread = Thread {
+                Self.nameThisThread("ferry-loop")
+                running.leave()
+                loop.run()
+                others.leave()
+            }
+            thread.start()
+        }
+        running.wait()
         let settings = configuration.delivery
         logger.notice(
             "listening",
@@ -81,17 +96,6 @@ public final class FerryService {
         }
         reloadOnHangUp(authorizer, loop: loops[0])
 
-        let others = DispatchGroup()
-        for loop in loops.dropFirst() {
-            others.enter()
-            let thread = Thread {
-                // Named for `top -H` and /proc/PID/task/*/comm.
-                Thread.current.name = "ferry-loop"
-                loop.run()
-                others.leave()
-            }
-            thread.start()
-        }
         loops[0].run()
         others.wait()
         collector.cancel()
@@ -160,6 +164,15 @@ public final class FerryService {
                 }
             }
         }
+    }
+
+    /// Names the calling thread for `top -H` and /proc/PID/task/*/comm (Foundation's
+    /// `Thread.name` was seen to leave some threads unnamed).
+    private static func nameThisThread(_ name: String) {
+        let descriptor = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return }
+        _ = name.withCString { write(descriptor, $0, strlen($0)) }
+        close(descriptor)
     }
 
     /// Whether `address` (`HOST:PORT`) is on the loopback interface.

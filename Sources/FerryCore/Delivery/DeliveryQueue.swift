@@ -66,7 +66,10 @@ public final class DeliveryQueue: @unchecked Sendable {
         var destinations: Set<String> = [waiting[first].destinationKey]
         let key = waiting[first].batchKey
         var index = first + 1
-        while picked.count < limit && index < waiting.count {
+        // A bounded look-ahead: a long queue of tasks that cannot join (other directories,
+        // or one destination uploaded again and again) must not cost a full scan per take.
+        let end = min(waiting.count, first + 1 + 8 * limit)
+        while picked.count < limit && index < end {
             let task = waiting[index]
             // A task whose destination is taken (here or by a running push) waits, and so
             // does every later task for that destination, because `destinations` keeps it.

@@ -7,6 +7,12 @@ public struct UploadTask: Sendable, Equatable {
     public let bytes: UInt64
     /// Push attempts made so far.
     public var attempts: Int
+    /// Tasks with equal keys can be delivered by one `incus file push` call: same
+    /// container, directory, owner, mode and `-p`. Computed once: the queue compares it
+    /// often.
+    public let batchKey: String
+    /// The file this task writes: no two tasks for it are pushed at once.
+    let destinationKey: String
 
     public init(id: String, request: UploadRequest, sourcePath: String, bytes: UInt64, attempts: Int = 0) {
         self.id = id
@@ -14,25 +20,19 @@ public struct UploadTask: Sendable, Equatable {
         self.sourcePath = sourcePath
         self.bytes = bytes
         self.attempts = attempts
+        let directory = Self.directory(of: request.path)
+        batchKey =
+            "\(request.container)\u{0}\(directory)\u{0}\(request.uid):\(request.gid):\(request.mode):\(request.createDirectories)"
+        destinationKey = "\(request.container)\u{0}\(request.path)"
     }
 
     /// The directory the file goes into, with a trailing `/`.
     public var destinationDirectory: String {
-        let path = request.path
+        Self.directory(of: request.path)
+    }
+
+    private static func directory(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "/" }
         return String(path[...slash])
-    }
-
-    /// Tasks with equal keys can be delivered by one `incus file push` call: same
-    /// container, directory, owner, mode and `-p`.
-    public var batchKey: String {
-        let request = request
-        return
-            "\(request.container)\u{0}\(destinationDirectory)\u{0}\(request.uid):\(request.gid):\(request.mode):\(request.createDirectories)"
-    }
-
-    /// The file this task writes: no two tasks for it are pushed at once.
-    var destinationKey: String {
-        "\(request.container)\u{0}\(request.path)"
     }
 }

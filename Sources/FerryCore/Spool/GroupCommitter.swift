@@ -5,10 +5,12 @@ import Synchronization
 /// being synced is synced together in the next, sharing its directory sync and letting the
 /// file system share journal commits.
 ///
-/// One commit: the record is written to `ID.json.tmp`; bytes and record are synced (in
-/// parallel across the group); `ID.part` becomes `ID.data`, then the record takes its name;
-/// the directory is synced once for the group. Only then is the caller told (and may answer
-/// 202). Runs on its own queue, never on an event loop.
+/// One commit: bytes and the record (in `ID.json.tmp`) are synced, in parallel across the
+/// group; the record takes its name (the commit point); the directory is synced once for
+/// the group. Only then is the caller told (and may answer 202). Runs on its own queue,
+/// never on an event loop. Without syncs there is nothing to overlap, and the group is
+/// committed in order on one thread: threads creating and renaming in one directory only
+/// contend for its lock.
 public final class GroupCommitter: Sendable {
     public typealias Completion = @Sendable (Result<Void, SystemError>) -> Void
 
@@ -62,9 +64,16 @@ public final class GroupCommitter: Sendable {
 
     private func commitGroup(_ group: [Pending]) {
         let outcomes = Mutex([Result<Void, SystemError>](repeating: .success(()), count: group.count))
-        DispatchQueue.concurrentPerform(iterations: group.count) { index in
-            let result = prepare(group[index])
-            outcomes.withLock { $0[index] = result }
+        if durable {
+            DispatchQueue.concurrentPerform(iterations: group.count) { index in
+                let result = prepare(group[index])
+                outcomes.withLock { $0[index] = result }
+            }
+        } else {
+            for index in group.indices {
+                let result = prepare(group[index])
+                outcomes.withLock { $0[index] = result }
+            }
         }
         var results = outcomes.withLock { $0 }
         if durable && results.contains(where: { if case .success = $0 { true } else { false } }) {
@@ -80,13 +89,12 @@ public final class GroupCommitter: Sendable {
         for (pending, result) in zip(group, results) { pending.completion(result) }
     }
 
-    /// Syncs and renames one upload; on failure leaves nothing behind.
+    /// Syncs one upload's bytes and writes its record; on failure leaves nothing behind.
     private func prepare(_ pending: Pending) -> Result<Void, SystemError> {
         let id = pending.record.id
         do {
             if durable { try Posix.fdatasync(pending.file.descriptor) }
             pending.file.close()
-            try Posix.rename(pending.file.partialPath, spool.dataPath(id: id))
             try spool.writeRecord(pending.record, durable: durable)
             return .success(())
         } catch {

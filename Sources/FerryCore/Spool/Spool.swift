@@ -4,8 +4,11 @@ import Glibc
 /// The directory where accepted uploads live until they are delivered (and, for a failed
 /// one, until someone retries or deletes it).
 ///
-/// Per task `ID`: `ID.part` while its body arrives, then `ID.data` (the bytes) and `ID.json`
-/// (its ``TaskRecord``). A record is only ever replaced whole (write `ID.json.tmp`, rename).
+/// Per task `ID`: `ID.data` (the bytes, written as they arrive) and `ID.json` (its
+/// ``TaskRecord``). The record is written last, and its rename into place is the commit:
+/// bytes without a record were never acknowledged. A record is only ever replaced whole
+/// (write `ID.json.tmp`, rename). Each step is a metadata operation on one directory, the
+/// cost that bounds small uploads, so there are as few as that allows.
 /// Names are generated here only; files are 0600, created with `O_EXCL|O_NOFOLLOW`.
 public final class Spool: Sendable {
     public let directory: String
@@ -26,9 +29,9 @@ public final class Spool: Sendable {
 
     /// Creates the file that will receive upload `id`'s body.
     public func create(id: String) throws(SystemError) -> SpoolFile {
-        let partial = path(id, Self.partialSuffix)
-        let descriptor = try Posix.open(partial, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
-        return SpoolFile(id: id, partialPath: partial, descriptor: descriptor)
+        let data = path(id, Self.dataSuffix)
+        let descriptor = try Posix.open(data, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
+        return SpoolFile(id: id, path: data, descriptor: descriptor)
     }
 
     /// Where task `id`'s bytes are once accepted.
@@ -73,8 +76,8 @@ public final class Spool: Sendable {
 
     /// Reads what a previous process left: every task record, in acceptance order.
     ///
-    /// Deletes what was never acknowledged: partial bodies, half-written records, and bytes
-    /// without a record (a crash between the two renames of a commit). An unfinished record
+    /// Deletes what was never acknowledged: bytes without a record (a body still arriving,
+    /// or a commit that did not finish) and half-written records. An unfinished record
     /// whose bytes are missing cannot be delivered and is dropped.
     public func recover() throws(SystemError) -> SpoolRecovery {
         var recovery = SpoolRecovery()
@@ -83,6 +86,7 @@ public final class Spool: Sendable {
         var recordIDs: [String] = []
         for name in names {
             if name.hasSuffix(Self.partialSuffix) {
+                // A body still arriving, in the layout of Ferry 0.5 and earlier.
                 try Posix.unlink("\(directory)/\(name)")
                 recovery.partialsRemoved += 1
             } else if name.hasSuffix(Self.temporarySuffix) {
@@ -121,7 +125,7 @@ public final class Spool: Sendable {
         }
         for id in dataIDs {
             try Posix.unlink(path(id, Self.dataSuffix))
-            recovery.orphansRemoved += 1
+            recovery.partialsRemoved += 1
         }
         recovery.records.sort { $0.sequence < $1.sequence }
         return recovery
@@ -156,12 +160,11 @@ public final class Spool: Sendable {
 public struct SpoolRecovery: Sendable {
     /// Records to carry on with, in acceptance order.
     public var records: [TaskRecord] = []
-    /// Partial bodies deleted (never acknowledged).
+    /// Bytes without a record deleted: bodies still arriving, or commits that did not
+    /// finish (never acknowledged either way).
     public var partialsRemoved = 0
     /// Half-written record files deleted (a record change the process did not finish).
     public var temporariesRemoved = 0
-    /// Bytes without a record deleted (a commit that did not finish).
-    public var orphansRemoved = 0
     /// Records that could not be read (left in place for a person to look at).
     public var unreadable: [String] = []
     /// Unfinished records whose bytes were gone (deleted).
@@ -173,12 +176,13 @@ public final class SpoolFile: @unchecked Sendable {
     public let id: String
     /// The open descriptor, for writing body bytes.
     public let descriptor: Int32
-    let partialPath: String
+    /// Where the bytes go (`ID.data`); without a record next to it, it is a partial.
+    let path: String
     private var isOpen = true
 
-    init(id: String, partialPath: String, descriptor: Int32) {
+    init(id: String, path: String, descriptor: Int32) {
         self.id = id
-        self.partialPath = partialPath
+        self.path = path
         self.descriptor = descriptor
     }
 
@@ -193,6 +197,6 @@ public final class SpoolFile: @unchecked Sendable {
     /// Closes and deletes the partial file (the upload was rejected or aborted).
     public func discard() {
         close()
-        try? Posix.unlink(partialPath)
+        try? Posix.unlink(path)
     }
 }

@@ -68,7 +68,7 @@ public final class DeliveryService: Sendable {
             queue.enqueue(task(for: record))
             requeued += 1
         }
-        if settings.durable && (recovery.partialsRemoved + recovery.orphansRemoved + requeued) > 0 {
+        if settings.durable && (recovery.partialsRemoved + requeued) > 0 {
             try spool.syncDirectory()
         }
         logger.notice(
@@ -77,7 +77,7 @@ public final class DeliveryService: Sendable {
                 "requeued": "\(requeued)", "records": "\(recovery.records.count)",
                 "partials_removed": "\(recovery.partialsRemoved)",
                 "temporaries_removed": "\(recovery.temporariesRemoved)",
-                "orphans_removed": "\(recovery.orphansRemoved)", "lost": "\(recovery.lost.count)",
+                "lost": "\(recovery.lost.count)",
                 "unreadable": "\(recovery.unreadable.count)",
                 "duration": "\(Monotonic.format(Monotonic.seconds() - started))s",
             ])

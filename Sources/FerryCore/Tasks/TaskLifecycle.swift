@@ -38,7 +38,8 @@ final class TaskLifecycle: DeliveryLifecycle {
         case .delivered:
             // The record says "delivered" before the bytes go: a crash in between then
             // removes leftover bytes at recovery instead of pushing them again.
-            store.update(id: task.id) { record in
+            // Without retention the record is removed next: no need to write it first.
+            store.update(id: task.id, persist: keepFinished) { record in
                 record.state = .delivered
                 record.attempts = task.attempts
                 record.lastError = nil
