@@ -23,6 +23,8 @@ let package = Package(
             pkgConfig: "libevent",
             providers: [.apt(["libevent-dev"])]
         ),
+        // libc headers the Glibc module leaves out (extended attributes).
+        .systemLibrary(name: "CSystem", path: "Sources/CSystem"),
         // The one thing Swift cannot do: interpose evhttp_request_new so that server
         // requests get header and chunk callbacks (streaming) on libevent 2.1.
         .target(name: "CFerryHook", linkerSettings: [.linkedLibrary("dl")]),
@@ -32,6 +34,7 @@ let package = Package(
         .target(
             name: "FerryCore",
             dependencies: [
+                "CSystem",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
@@ -57,6 +60,6 @@ let package = Package(
             ]
         ),
         .testTarget(name: "FerryCoreTests", dependencies: ["FerryCore", "FerryServer"]),
-        .testTarget(name: "FerryIntegrationTests", dependencies: ["FerryCore"]),
+        .testTarget(name: "FerryIntegrationTests", dependencies: ["FerryCore", "CSystem"]),
     ]
 )

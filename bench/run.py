@@ -45,7 +45,15 @@ STALLED = os.path.join(ROOT, "bench", "stalled-incus")
 
 
 def run(command, **options):
-    return subprocess.run(command, check=True, text=True, capture_output=True, **options).stdout
+    done = subprocess.run(command, text=True, capture_output=True, **options)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return done.stdout
+
+
+def report(name, value):
+    """Prints a figure as soon as it is measured (the table comes at the end)."""
+    print(f"bench: {name}: {value}", file=sys.stderr, flush=True)
 
 
 class Ferry:
@@ -120,7 +128,9 @@ def ingest(scratch, fsync):
             "refused": int(fields["refused"]) + int(fields["errors"]),
         })
         subprocess.run(["rm", "-rf", spool])
-    return {key: statistics.median(r[key] for r in results) for key in results[0]}
+    figures = {key: statistics.median(r[key] for r in results) for key in results[0]}
+    report(f"ingest {'fsync' if fsync else 'no-fsync'} runs", results)
+    return figures
 
 
 def large_upload(scratch):
@@ -150,24 +160,31 @@ def large_upload(scratch):
         ferry.kill()
         subprocess.run(["rm", "-rf", spool])
     os.remove(source)
+    report("large upload MB/s, peak RSS, dd MB/s", (rates, peaks, dd_rates))
     return statistics.median(rates), statistics.median(peaks), statistics.median(dd_rates)
 
 
 class PrivateIncus:
     """A private Incus daemon with one container, started and stopped by the benchmark."""
 
-    def __init__(self, directory):
-        self.directory = directory
-        self.environment = dict(os.environ, INCUS_DIR=directory)
-        subprocess.run([INCUS_ENV, "stop", directory], env=self.environment, capture_output=True)
-        subprocess.run(["rm", "-rf", directory])
-        run([INCUS_ENV, "start", directory, "bench"], env=self.environment)
+    def __init__(self):
+        # Not under the 0700 scratch folder: the container's unprivileged root must be able
+        # to reach its files.
+        self.directory = tempfile.mkdtemp(prefix="ferry-bench-incus-", dir="/tmp")
+        os.chmod(self.directory, 0o711)
+        self.environment = dict(os.environ, INCUS_DIR=self.directory)
+
+    def start(self):
+        run([INCUS_ENV, "start", self.directory, "bench"], env=self.environment)
 
     def incus(self, *arguments):
         return run(["incus", *arguments], env=self.environment)
 
     def stop(self):
         subprocess.run([INCUS_ENV, "stop", self.directory], env=self.environment, capture_output=True)
+        for mount in ("shmounts", "guestapi"):
+            subprocess.run(["umount", os.path.join(self.directory, mount)], capture_output=True)
+        subprocess.run(["rm", "-rf", self.directory])
 
 
 def drain(scratch, daemon):
@@ -202,6 +219,7 @@ def drain(scratch, daemon):
             raise RuntimeError(f"drain: {count} files in the container, not {DRAIN_FILES}")
         daemon.incus("exec", "bench", "--", "rm", "-rf", directory)
         subprocess.run(["rm", "-rf", spool])
+    report("drain files/s", rates)
     return statistics.median(rates)
 
 
@@ -218,6 +236,7 @@ def single_pushes(scratch, daemon):
                          f"bench/tmp/single/file-{index}")
         rates.append(SINGLE_PUSHES / (time.monotonic() - started))
         daemon.incus("exec", "bench", "--", "rm", "-rf", "/tmp/single")
+    report("one file per incus call, files/s", rates)
     return statistics.median(rates)
 
 
@@ -272,8 +291,9 @@ def main():
         durable = ingest(scratch, fsync=True)
         fast = ingest(scratch, fsync=False)
         large_rate, large_peak, dd_rate = large_upload(scratch)
-        daemon = PrivateIncus(os.path.join(scratch, "incus"))
+        daemon = PrivateIncus()
         try:
+            daemon.start()
             drained = drain(scratch, daemon)
             single = single_pushes(scratch, daemon)
         finally:

@@ -27,6 +27,9 @@ final class DeliveryTests: XCTestCase {
         XCTAssertEqual(try Incus.sha256(container: "c1", path: path), try Command.sha256(body))
         XCTAssertEqual(try Incus.stat(container: "c1", path: path), "640 1000 1001 \(body.count)")
         XCTAssertEqual(try ferry.spoolContents(), ["\(id).json"], "the bytes are removed after delivery")
+        let record = try FileManager.default.attributesOfItem(
+            atPath: ferry.spool.appendingPathComponent("\(id).json").path)
+        XCTAssertEqual(record[.posixPermissions] as? Int, 0o600, "the delivered record is private")
     }
 
     func testTrailingSlashDeliversIntoTheDirectoryUnderTheHostFileName() throws {

@@ -54,7 +54,7 @@ final class DiskFullTests: XCTestCase {
         XCTAssertEqual(refused.status, 507, "ENOSPC while writing")
         XCTAssertEqual(refused.json["error"] as? String, "insufficient_storage")
         try waitUntil("only the accepted upload is left") {
-            !DurabilityTests.hasPartial(try ferry.spoolContents())
+            try !DurabilityTests.hasPartial(in: ferry)
         }
         XCTAssertEqual(try Uploads.post(to: ferry, headers, body: randomBytes(300 << 10)).status, 202)
     }

@@ -1,3 +1,4 @@
+import CSystem
 import Foundation
 import XCTest
 
@@ -80,7 +81,7 @@ final class DurabilityTests: XCTestCase {
             ])
         try partial.send(randomBytes(300_000))
         try waitUntil("the partial body is in the spool") {
-            try Self.hasPartial(first.spoolContents())
+            try Self.hasPartial(in: first)
         }
         _ = first.end(with: SIGKILL)
 
@@ -122,7 +123,7 @@ final class DurabilityTests: XCTestCase {
             ])
         try client.send(Array(late[..<100_000]))
         try waitUntil("the upload is in progress") {
-            try Self.hasPartial(first.spoolContents())
+            try Self.hasPartial(in: first)
         }
 
         kill(first.process.processIdentifier, SIGTERM)
@@ -146,8 +147,14 @@ final class DurabilityTests: XCTestCase {
         try Incus.remove(container: "c1", path: directory)
     }
 
-    /// Whether the spool holds bytes without a record: a body still arriving.
-    static func hasPartial(_ names: [String]) -> Bool {
-        names.contains { $0.hasSuffix(".data") && !names.contains($0.dropLast(5) + ".json") }
+    /// Whether the spool holds bytes without a record (neither the data file's attribute
+    /// nor a record file): a body still arriving.
+    static func hasPartial(in ferry: FerryProcess) throws -> Bool {
+        let names = try ferry.spoolContents()
+        return names.contains { name in
+            guard name.hasSuffix(".data"), !names.contains(name.dropLast(5) + ".json") else { return false }
+            let path = ferry.spool.appendingPathComponent(name).path
+            return getxattr(path, "user.ferry.record", nil, 0) < 0
+        }
     }
 }

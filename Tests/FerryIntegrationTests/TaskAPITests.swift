@@ -1,3 +1,4 @@
+import CSystem
 import Foundation
 import XCTest
 
@@ -64,11 +65,10 @@ final class TaskAPITests: XCTestCase {
         let manager = FileManager.default
         XCTAssertEqual(
             try manager.attributesOfItem(atPath: ferry.spool.path)[.posixPermissions] as? Int, 0o700)
-        for name in ["\(kept).data", "\(kept).json"] {
-            let attributes = try manager.attributesOfItem(
-                atPath: ferry.spool.appendingPathComponent(name).path)
-            XCTAssertEqual(attributes[.posixPermissions] as? Int, 0o600, name)
-        }
+        let data = ferry.spool.appendingPathComponent("\(kept).data").path
+        XCTAssertEqual(try manager.attributesOfItem(atPath: data)[.posixPermissions] as? Int, 0o600)
+        XCTAssertGreaterThan(
+            getxattr(data, "user.ferry.record", nil, 0), 0, "its record lives in the data file's attribute")
 
         // Listing failed tasks, one per page.
         let page = try TaskAPI.request(ferry, "GET", "/tasks?state=failed&limit=1")

@@ -5,9 +5,8 @@ import Synchronization
 /// being synced is synced together in the next, sharing its directory sync and letting the
 /// file system share journal commits.
 ///
-/// One commit: bytes and the record (in `ID.json.tmp`) are synced, in parallel across the
-/// group; the record takes its name (the commit point); the directory is synced once for
-/// the group. Only then is the caller told (and may answer 202). Runs on its own queue,
+/// One commit: the record is set (see ``Spool``), bytes and record are synced in parallel
+/// across the group, and the directory is synced once for the group. Only then is the caller told (and may answer 202). Runs on its own queue,
 /// never on an event loop. Without syncs there is nothing to overlap, and the group is
 /// committed in order on one thread: threads creating and renaming in one directory only
 /// contend for its lock.
@@ -93,9 +92,7 @@ public final class GroupCommitter: Sendable {
     private func prepare(_ pending: Pending) -> Result<Void, SystemError> {
         let id = pending.record.id
         do {
-            if durable { try Posix.fdatasync(pending.file.descriptor) }
-            pending.file.close()
-            try spool.writeRecord(pending.record, durable: durable)
+            try spool.commit(pending.file, record: pending.record, durable: durable)
             return .success(())
         } catch {
             pending.file.discard()

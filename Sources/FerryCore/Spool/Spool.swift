@@ -1,14 +1,19 @@
+import CSystem
 import Foundation
 import Glibc
 
 /// The directory where accepted uploads live until they are delivered (and, for a failed
 /// one, until someone retries or deletes it).
 ///
-/// Per task `ID`: `ID.data` (the bytes, written as they arrive) and `ID.json` (its
-/// ``TaskRecord``). The record is written last, and its rename into place is the commit:
-/// bytes without a record were never acknowledged. A record is only ever replaced whole
-/// (write `ID.json.tmp`, rename). Each step is a metadata operation on one directory, the
-/// cost that bounds small uploads, so there are as few as that allows.
+/// Per task `ID`: `ID.data` (the bytes, written as they arrive) and the task's
+/// ``TaskRecord``. While the task holds its bytes, the record is the data file's extended
+/// attribute `user.ferry.record`; once delivered (bytes gone), it is `ID.json`. Setting the
+/// attribute is the commit: bytes without a record were never acknowledged.
+///
+/// Why an attribute: creating files is what bounds small uploads (ext4's inode allocation
+/// and the directory's lock), and a record file doubled the files per upload. On a file
+/// system without user attributes every record is `ID.json`, replaced whole (write
+/// `ID.json.tmp`, rename), and that rename is the commit.
 /// Names are generated here only; files are 0600, created with `O_EXCL|O_NOFOLLOW`.
 public final class Spool: Sendable {
     public let directory: String
@@ -16,6 +21,9 @@ public final class Spool: Sendable {
     static let dataSuffix = ".data"
     static let recordSuffix = ".json"
     static let temporarySuffix = ".tmp"
+    static let recordAttribute = "user.ferry.record"
+    /// Whether records of tasks that hold bytes live in their data file's attribute.
+    public let recordsInAttributes: Bool
 
     /// Opens the spool directory, creating it (0700) and its parents if needed.
     ///
@@ -25,6 +33,15 @@ public final class Spool: Sendable {
             directory.count > 1 && directory.hasSuffix("/") ? String(directory.dropLast()) : directory
         self.directory = trimmed
         try Posix.makeDirectories(trimmed, 0o700)
+        recordsInAttributes = Self.supportsAttributes(trimmed)
+    }
+
+    /// Whether the file system takes user attributes (ext4, xfs, btrfs, tmpfs since 6.6).
+    private static func supportsAttributes(_ directory: String) -> Bool {
+        let probe = "user.ferry.probe"
+        guard (try? Posix.setAttribute(directory, probe, [1])) != nil else { return false }
+        removexattr(directory, probe)
+        return true
     }
 
     /// Creates the file that will receive upload `id`'s body.
@@ -39,9 +56,39 @@ public final class Spool: Sendable {
         path(id, Self.dataSuffix)
     }
 
-    /// Replaces task `id`'s record. With `durable`, the record is synced before the rename;
-    /// the directory itself is synced by the caller (see ``GroupCommitter``).
+    /// Makes `file` (its body complete) task `record.id` with `record`: after this, recovery
+    /// takes it up. With `durable`, bytes and record are synced; the directory is synced by
+    /// the caller (see ``GroupCommitter``).
+    public func commit(_ file: SpoolFile, record: TaskRecord, durable: Bool) throws(SystemError) {
+        guard recordsInAttributes else {
+            if durable { try Posix.fdatasync(file.descriptor) }
+            file.close()
+            try writeRecord(record, durable: durable)
+            return
+        }
+        try Posix.setAttribute(file.descriptor, Self.recordAttribute, Self.encode(record))
+        // fsync, not fdatasync: the attribute is metadata.
+        if durable { try Posix.fsync(file.descriptor) }
+        file.close()
+    }
+
+    /// Replaces task `id`'s record: the attribute of its bytes while it has them, else
+    /// `ID.json`. With `durable`, the record is synced; the directory is the caller's.
     public func writeRecord(_ record: TaskRecord, durable: Bool) throws(SystemError) {
+        if recordsInAttributes && record.state != .delivered {
+            let data = dataPath(id: record.id)
+            try Posix.setAttribute(data, Self.recordAttribute, Self.encode(record))
+            if durable {
+                let descriptor = try Posix.open(data, O_RDONLY | O_NOFOLLOW)
+                defer { Posix.close(descriptor) }
+                try Posix.fsync(descriptor)
+            }
+            return
+        }
+        try writeRecordFile(record, durable: durable)
+    }
+
+    private func writeRecordFile(_ record: TaskRecord, durable: Bool) throws(SystemError) {
         let temporary = path(record.id, Self.recordSuffix + Self.temporarySuffix)
         let descriptor = try Posix.open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0o600)
         do {
@@ -103,32 +150,50 @@ public final class Spool: Sendable {
             }
         }
         let decoder = JSONDecoder()
+        var files: [String: TaskRecord] = [:]
         for id in recordIDs {
-            let recordPath = path(id, Self.recordSuffix)
-            let hasData = dataIDs.remove(id) != nil
-            guard let data = FileManager.default.contents(atPath: recordPath),
+            guard let data = FileManager.default.contents(atPath: path(id, Self.recordSuffix)),
                 let record = try? decoder.decode(TaskRecord.self, from: data), record.id == id
             else {
                 recovery.unreadable.append(id)
+                // Its bytes stay for a person to look at, unless their attribute says more.
+                if dataIDs.contains(id) && attributeRecord(id, decoder) == nil { dataIDs.remove(id) }
                 continue
             }
-            if (record.state == .failed || !record.state.isFinished) && !hasData {
-                try Posix.unlink(recordPath)
-                recovery.lost.append(id)
-                continue
-            }
-            if record.state == .delivered && hasData {
-                // Delivered, but the process died before it removed the bytes.
-                try Posix.unlink(path(id, Self.dataSuffix))
-            }
-            recovery.records.append(record)
+            files[id] = record
         }
         for id in dataIDs {
-            try Posix.unlink(path(id, Self.dataSuffix))
-            recovery.partialsRemoved += 1
+            let file = files.removeValue(forKey: id)
+            if let file, file.state == .delivered {
+                // Delivered, but the process died before it removed the bytes.
+                try Posix.unlink(path(id, Self.dataSuffix))
+                recovery.records.append(file)
+            } else if let record = attributeRecord(id, decoder) ?? file {
+                recovery.records.append(record)
+            } else {
+                try Posix.unlink(path(id, Self.dataSuffix))
+                recovery.partialsRemoved += 1
+            }
+        }
+        for (id, record) in files {
+            if record.state == .delivered {
+                recovery.records.append(record)
+            } else {
+                // Unfinished (or failed), and its bytes are gone: it cannot be delivered.
+                try Posix.unlink(path(id, Self.recordSuffix))
+                recovery.lost.append(id)
+            }
         }
         recovery.records.sort { $0.sequence < $1.sequence }
         return recovery
+    }
+
+    /// The record in task `id`'s data attribute, if it has a readable one.
+    private func attributeRecord(_ id: String, _ decoder: JSONDecoder) -> TaskRecord? {
+        guard let bytes = Posix.attribute(path(id, Self.dataSuffix), Self.recordAttribute),
+            let record = try? decoder.decode(TaskRecord.self, from: Data(bytes)), record.id == id
+        else { return nil }
+        return record
     }
 
     /// Bytes that unprivileged writers can still use on the spool's file system.

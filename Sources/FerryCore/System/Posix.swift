@@ -1,3 +1,4 @@
+import CSystem
 import Glibc
 
 /// System calls wrapped once: `EINTR` retried, `errno` turned into ``SystemError``.
@@ -34,6 +35,27 @@ enum Posix {
             }
             offset += written
         }
+    }
+
+    /// Sets extended attribute `name` of the open file `descriptor`.
+    static func setAttribute(_ descriptor: Int32, _ name: String, _ value: [UInt8]) throws(SystemError) {
+        if value.withUnsafeBytes({ fsetxattr(descriptor, name, $0.baseAddress, $0.count, 0) }) != 0 {
+            throw SystemError(call: "fsetxattr \(name)", errno: errno)
+        }
+    }
+
+    /// Sets extended attribute `name` of the file at `path`.
+    static func setAttribute(_ path: String, _ name: String, _ value: [UInt8]) throws(SystemError) {
+        if value.withUnsafeBytes({ setxattr(path, name, $0.baseAddress, $0.count, 0) }) != 0 {
+            throw SystemError(call: "setxattr \(path)", errno: errno)
+        }
+    }
+
+    /// Extended attribute `name` of the file at `path`; nil if it has none.
+    static func attribute(_ path: String, _ name: String) -> [UInt8]? {
+        var value = [UInt8](repeating: 0, count: 64 * 1024)
+        let count = value.withUnsafeMutableBytes { getxattr(path, name, $0.baseAddress, $0.count) }
+        return count < 0 ? nil : Array(value[..<count])
     }
 
     static func close(_ descriptor: Int32) {

@@ -1,0 +1,65 @@
+import FerryCore
+import XCTest
+
+/// How the queue hands out batches: one container directory, distinct destinations, and a
+/// destination held until its task is released.
+final class DeliveryQueueTests: XCTestCase {
+    private func task(_ id: String, _ path: String, container: String = "c1", mode: UInt32 = 0o644)
+        -> UploadTask
+    {
+        UploadTask(
+            id: id, request: UploadRequest(container: container, path: path, mode: mode),
+            sourcePath: "/spool/\(id).data", bytes: 1)
+    }
+
+    func testTasksOfOneDirectoryOwnerAndModeGoTogether() {
+        let queue = DeliveryQueue()
+        queue.enqueue(task("1", "/srv/a"))
+        queue.enqueue(task("2", "/srv/b"))
+        queue.enqueue(task("3", "/other/c"))
+        queue.enqueue(task("4", "/srv/d", mode: 0o600))
+        queue.enqueue(task("5", "/srv/e", container: "c2"))
+        queue.enqueue(task("6", "/srv/f"))
+
+        XCTAssertEqual(queue.next(limit: 64).map(\.id), ["1", "2", "6"])
+        XCTAssertEqual(queue.next(limit: 64).map(\.id), ["3"])
+        XCTAssertEqual(queue.next(limit: 64).map(\.id), ["4"])
+        XCTAssertEqual(queue.next(limit: 64).map(\.id), ["5"])
+        XCTAssertEqual(queue.depth, 0)
+    }
+
+    func testABatchStopsAtItsLimit() {
+        let queue = DeliveryQueue()
+        for index in 0..<10 { queue.enqueue(task("\(index)", "/srv/\(index)")) }
+        XCTAssertEqual(queue.next(limit: 4).count, 4)
+        XCTAssertEqual(queue.depth, 6)
+    }
+
+    func testOneDestinationIsNeverTwiceInABatchNorHandedOutWhileHeld() {
+        let queue = DeliveryQueue()
+        let older = task("older", "/srv/same")
+        queue.enqueue(older)
+        queue.enqueue(task("newer", "/srv/same"))
+        queue.enqueue(task("other", "/srv/other"))
+
+        XCTAssertEqual(queue.next(limit: 64).map(\.id), ["older", "other"])
+        let handedOut = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            XCTAssertEqual(queue.next(limit: 64).map(\.id), ["newer"])
+            handedOut.signal()
+        }
+        XCTAssertEqual(handedOut.wait(timeout: .now() + 0.3), .timedOut, "held while 'older' is out")
+        queue.release(older)
+        XCTAssertEqual(handedOut.wait(timeout: .now() + 10), .success, "free once 'older' is released")
+    }
+
+    func testATaskWaitingToRetryKeepsItsDestination() {
+        let queue = DeliveryQueue()
+        let first = task("first", "/srv/x")
+        queue.enqueue(first)
+        XCTAssertEqual(queue.next().map(\.id), ["first"])
+        queue.enqueue(task("second", "/srv/x"))
+        queue.enqueue(first)  // back from its backoff wait
+        XCTAssertEqual(queue.next().map(\.id), ["first"], "the held destination's own task may go")
+    }
+}
