@@ -62,7 +62,7 @@ public struct TrustedProxies: Sendable {
         guard isTrusted(peerHost) else { return peerHost }
         let hops = head.values(of: "X-Forwarded-For")
             .flatMap { $0.split(separator: ",") }
-            .map { String($0).trimmingCharacters() }
+            .map { String($0).trimmingOptionalWhitespace() }
             .filter { !$0.isEmpty }
         // From the nearest hop back; the first one we do not trust is the client.
         for hop in hops.reversed() where !isTrusted(hop) {
@@ -81,14 +81,5 @@ public struct TrustedProxies: Sendable {
         guard let colon = peer.lastIndex(of: ":") else { return peer }
         let host = String(peer[..<colon])
         return host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
-    }
-}
-
-extension String {
-    fileprivate func trimmingCharacters() -> String {
-        var text = Substring(self)
-        while text.first == " " || text.first == "\t" { text.removeFirst() }
-        while text.last == " " || text.last == "\t" { text.removeLast() }
-        return String(text)
     }
 }

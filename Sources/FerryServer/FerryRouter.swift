@@ -116,7 +116,7 @@ final class FerryRouter: HTTPHandler, Sendable {
         guard parts.count == 2, parts[0].lowercased() == "bearer" else {
             return .failure(.unauthorized("the Authorization header must be 'Bearer TOKEN'"))
         }
-        guard let rule = authorizer.rule(forToken: String(parts[1]).trimmingSpaces()) else {
+        guard let rule = authorizer.rule(forToken: String(parts[1]).trimmingOptionalWhitespace()) else {
             return .failure(.unauthorized("the token is not known"))
         }
         return .success(rule)
@@ -292,14 +292,5 @@ extension Logger {
         // The connection's own address: with a proxy in front, which of its connections.
         logger[metadataKey: "peer"] = "\(head.peer)"
         return logger
-    }
-}
-
-extension String {
-    fileprivate func trimmingSpaces() -> String {
-        var text = Substring(self)
-        while text.first == " " || text.first == "\t" { text.removeFirst() }
-        while text.last == " " || text.last == "\t" { text.removeLast() }
-        return String(text)
     }
 }

@@ -62,19 +62,8 @@ final class FerryProcess {
         guard !stopped else { return (nil, 0) }
         stopped = true
         let started = Date()
-        let pid = process.processIdentifier
-        kill(pid, signal)
-        var status: Int32 = 0
-        var reaped = waitpid(pid, &status, 0)
-        while reaped < 0 && errno == EINTR { reaped = waitpid(pid, &status, 0) }
-        if reaped < 0 {
-            // Foundation's own child monitor reaped it first: ask Process how it ended.
-            while process.isRunning { usleep(1000) }
-            let signaled = process.terminationReason == .uncaughtSignal
-            return (signaled ? nil : process.terminationStatus, Date().timeIntervalSince(started))
-        }
-        let exited = (status & 0x7f) == 0
-        return (exited ? (status >> 8) & 0xff : nil, Date().timeIntervalSince(started))
+        let status = process.end(with: signal)
+        return (status, Date().timeIntervalSince(started))
     }
 
     /// The first log line (present or future) that contains every fragment.
@@ -119,6 +108,26 @@ final class FerryProcess {
         let line = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }!
         let kilobytes = Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])!
         return kilobytes * 1024
+    }
+}
+
+extension Process {
+    /// Sends `signal` and waits for the process to end.
+    ///
+    /// - Returns: its exit status, nil if a signal ended it.
+    func end(with signal: Int32) -> Int32? {
+        let pid = processIdentifier
+        guard pid > 0 else { return nil }
+        kill(pid, signal)
+        var status: Int32 = 0
+        var reaped = waitpid(pid, &status, 0)
+        while reaped < 0 && errno == EINTR { reaped = waitpid(pid, &status, 0) }
+        if reaped < 0 {
+            // Foundation's own child monitor reaped it first: ask Process how it ended.
+            while isRunning { usleep(1000) }
+            return terminationReason == .uncaughtSignal ? nil : terminationStatus
+        }
+        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : nil
     }
 }
 

@@ -64,16 +64,7 @@ final class Nginx {
     func stop() {
         guard !stopped else { return }
         stopped = true
-        let pid = process.processIdentifier
-        guard pid > 0 else { return }
-        kill(pid, SIGTERM)
-        var status: Int32 = 0
-        var reaped = waitpid(pid, &status, 0)
-        while reaped < 0 && errno == EINTR { reaped = waitpid(pid, &status, 0) }
-        if reaped < 0 {
-            // Foundation's own child monitor reaped it first.
-            while process.isRunning { usleep(1000) }
-        }
+        _ = process.end(with: SIGTERM)
     }
 
     /// Regular files under client_body_temp (nginx names them 0000000001 and so on).
