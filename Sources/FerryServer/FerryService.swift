@@ -83,15 +83,23 @@ public final class FerryService {
             loops[0].onSignal(number) { [logger, configuration] in
                 guard deadline == .infinity else { return }
                 deadline = Monotonic.seconds() + configuration.shutdownTimeout
-                logger.notice("stopping", metadata: ["signal": "\(number)"])
                 router.draining = true
-                for server in servers {
+                // Every listener is closed before "stopping" is said: from then on a new
+                // connection is refused. This loop's own now, the others' on their threads.
+                let closed = DispatchGroup()
+                for server in servers.dropFirst() {
+                    closed.enter()
                     let until = deadline
                     server.loop.execute {
                         server.stopAccepting()
+                        closed.leave()
                         Self.stopWhenIdle(server, deadline: until)
                     }
                 }
+                servers[0].stopAccepting()
+                _ = closed.wait(timeout: .now() + 5)
+                logger.notice("stopping", metadata: ["signal": "\(number)"])
+                Self.stopWhenIdle(servers[0], deadline: deadline)
             }
         }
         reloadOnHangUp(authorizer, loop: loops[0])
