@@ -10,6 +10,13 @@ final class BatchDeliveryTests: XCTestCase {
             environment: gate.environment)
     }
 
+    /// Uploads a first file and waits until its push is held at the gate: everything
+    /// uploaded after it waits in the queue and is handed out together.
+    private func holdFirst(_ ferry: FerryProcess, _ directory: String) throws {
+        let first = try upload(ferry, "\(directory)/first-alone", randomBytes(10))
+        try waitUntil("the first push is held") { try TaskAPI.state(ferry, first) == "pushing" }
+    }
+
     private func upload(_ ferry: FerryProcess, _ path: String, _ body: [UInt8], mode: String = "0644") throws
         -> String
     {
@@ -28,9 +35,10 @@ final class BatchDeliveryTests: XCTestCase {
         let gate = Gate()
         let ferry = try heldFerry(gate)
         let directory = "/srv/batch-\(UInt32.random(in: 0...UInt32.max))"
+        try holdFirst(ferry, directory)
         var bodies: [String: [UInt8]] = [:]
         var ids: [String] = []
-        for index in 0..<31 {
+        for index in 0..<30 {
             let name = "file-\(index)"
             bodies[name] = randomBytes(1000 + index)
             ids.append(try upload(ferry, "\(directory)/\(name)", bodies[name]!, mode: "0640"))
@@ -38,7 +46,7 @@ final class BatchDeliveryTests: XCTestCase {
         gate.open()
         for id in ids { try ferry.waitForSettlement(of: id) }
 
-        // The first upload went alone (the only one waiting); the thirty behind it in one call.
+        // The first upload went alone; the thirty behind it in one call.
         let batch = try ferry.waitForLog(containing: "batch push", "outcome=delivered")
         XCTAssertTrue(batch.contains("files=30"), batch)
         for (name, body) in bodies {
@@ -58,7 +66,7 @@ final class BatchDeliveryTests: XCTestCase {
         let gate = Gate()
         let ferry = try heldFerry(gate)
         let directory = "/srv/order-\(UInt32.random(in: 0...UInt32.max))"
-        _ = try upload(ferry, "\(directory)/first-alone", randomBytes(10))
+        try holdFirst(ferry, directory)
         let older = randomBytes(5000)
         let newer = randomBytes(6000)
         let olderID = try upload(ferry, "\(directory)/same", older)
@@ -79,7 +87,7 @@ final class BatchDeliveryTests: XCTestCase {
         try Incus.run(["exec", "c1", "--", "mkdir", "-p", "\(directory)/taken"])
         let gate = Gate()
         let ferry = try heldFerry(gate, ["--max-attempts", "1"])
-        _ = try upload(ferry, "\(directory)/first-alone", randomBytes(10))
+        try holdFirst(ferry, directory)
         let good = randomBytes(3000)
         let goodIDs = try (0..<5).map { try upload(ferry, "\(directory)/good-\($0)", good) }
         let badID = try upload(ferry, "\(directory)/taken", randomBytes(100))
