@@ -28,7 +28,8 @@ final class OperationsTests: XCTestCase {
         XCTAssertEqual(after[rejected, default: 0] - before[rejected, default: 0], 1)
         XCTAssertEqual(after["ferry_http_request_bytes_total", default: 0], 3000)
         XCTAssertEqual(after[delivered, default: 0] - before[delivered, default: 0], 3)
-        XCTAssertEqual(after["ferry_push_duration_seconds_count", default: 0], 3)
+        // One observation per incus call: three, or fewer if two went out as one batch.
+        XCTAssertTrue((1...3).contains(after["ferry_push_duration_seconds_count", default: 0]))
         XCTAssertEqual(after[#"ferry_tasks{state="delivered"}"#], 3)
         XCTAssertEqual(after["ferry_queue_depth"], 0)
         XCTAssertEqual(after["ferry_uploads_in_flight"], 0)
