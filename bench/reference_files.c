@@ -2,8 +2,9 @@
  * fast as the file system allows. Ferry's small-upload rate is compared with this.
  *
  * Usage: reference_files DIR SECONDS [--sync]
- * Prints "files_per_second=N". With --sync each file is fsync'ed before close (what a
- * durable server without group commit pays per upload). The files are removed after.
+ * Prints "files_per_second=N p99_ms=P max_ms=M" (P and M: the time one file took, from
+ * open to close). With --sync each file is fsync'ed before close (what a durable server
+ * without group commit pays per upload). The files are removed after.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -12,6 +13,11 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+static int ascending(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
 
 static double now(void) {
     struct timespec t;
@@ -31,9 +37,11 @@ int main(int argc, char **argv) {
     char payload[4096];
     memset(payload, 'x', sizeof payload);
     char path[4096];
-    long count = 0;
+    long count = 0, capacity = 1 << 16;
+    double *took = malloc(capacity * sizeof *took);
     double started = now(), deadline = started + seconds;
     while (now() < deadline) {
+        double began = now();
         snprintf(path, sizeof path, "%s/%ld.bin", directory, count);
         int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
         if (fd < 0 || write(fd, payload, sizeof payload) != sizeof payload) {
@@ -45,13 +53,20 @@ int main(int argc, char **argv) {
             return 1;
         }
         close(fd);
-        count++;
+        if (count == capacity) {
+            capacity *= 2;
+            took = realloc(took, capacity * sizeof *took);
+        }
+        took[count++] = now() - began;
     }
     double elapsed = now() - started;
     for (long i = 0; i < count; i++) {
         snprintf(path, sizeof path, "%s/%ld.bin", directory, i);
         unlink(path);
     }
-    printf("files_per_second=%.1f\n", count / elapsed);
+    qsort(took, count, sizeof *took, ascending);
+    printf("files_per_second=%.1f p99_ms=%.3f max_ms=%.3f\n", count / elapsed,
+           count ? took[count * 99 / 100] * 1e3 : 0, count ? took[count - 1] * 1e3 : 0);
+    free(took);
     return 0;
 }

@@ -111,7 +111,7 @@ def ingest(scratch, fsync):
     results = []
     for number in range(RUNS):
         settle()
-        loop = reference_once(scratch, sync=fsync)
+        loop, loop_p99, loop_max = reference_once(scratch, sync=fsync)
         settle()
         spool = os.path.join(scratch, f"ingest-{'fsync' if fsync else 'nofsync'}-{number}")
         ferry = Ferry(spool, "--incus", STALLED, "--workers", "1", "--queue-capacity", "100000000",
@@ -123,7 +123,7 @@ def ingest(scratch, fsync):
         fields = dict(pair.split("=") for pair in line.split()[1:])
         rate = int(fields["accepted"]) / float(fields["seconds"])
         results.append({
-            "rate": rate, "loop": loop, "ratio": rate / loop,
+            "rate": rate, "loop": loop, "ratio": rate / loop, "loop_p99": loop_p99, "loop_max": loop_max,
             "p50": float(fields["p50_ms"]), "p99": float(fields["p99_ms"]),
             "refused": int(fields["refused"]) + int(fields["errors"]),
         })
@@ -131,6 +131,29 @@ def ingest(scratch, fsync):
     figures = {key: statistics.median(r[key] for r in results) for key in results[0]}
     report(f"ingest {'fsync' if fsync else 'no-fsync'} runs", results)
     return figures
+
+
+def healthz(scratch):
+    """The same wrk load on a route that touches no disk: the latency of the HTTP path and
+    of a machine shared by client and server, for comparison with the upload's."""
+    results = []
+    for number in range(RUNS):
+        ferry = Ferry(os.path.join(scratch, f"healthz-{number}"), "--incus", "/bin/true")
+        output = run(["wrk", "-t2", "-c50", f"-d{SECONDS}s", "--latency", f"http://{ferry.address}/healthz"])
+        ferry.kill()
+        percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", output, re.M))
+        rate = float(re.search(r"Requests/sec:\s+(\S+)", output).group(1))
+        results.append({"rate": rate, "p50": milliseconds(percentiles["50"]), "p99": milliseconds(percentiles["99"])})
+    report("healthz runs", results)
+    return {key: statistics.median(r[key] for r in results) for key in results[0]}
+
+
+def milliseconds(text):
+    """wrk's latency text (850.00us, 4.24ms, 1.02s) in milliseconds."""
+    for suffix, factor in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * factor
+    raise ValueError(text)
 
 
 def large_upload(scratch):
@@ -241,8 +264,10 @@ def single_pushes(scratch, daemon):
 
 
 def reference_once(scratch, sync):
+    """(files/s, p99 ms, max ms) of the create-write-close loop."""
     output = run([REFERENCE, os.path.join(scratch, "reference"), "5"] + (["--sync"] if sync else []))
-    return float(output.split("=")[1])
+    fields = dict(pair.split("=") for pair in output.split())
+    return float(fields["files_per_second"]), float(fields["p99_ms"]), float(fields["max_ms"])
 
 
 def recovery(scratch):
@@ -290,6 +315,7 @@ def main():
     try:
         durable = ingest(scratch, fsync=True)
         fast = ingest(scratch, fsync=False)
+        probe = healthz(scratch)
         large_rate, large_peak, dd_rate = large_upload(scratch)
         daemon = PrivateIncus()
         try:
@@ -316,6 +342,10 @@ def main():
         (f"drain {DRAIN_FILES} x 4 KiB into real Incus (files/s)", f"{drained:.0f}",
          f"{drained / single:.1f} x one file per incus call (target 5)"),
         ("reference: create-write-close loop (files/s)", f"{fast['loop']:.0f}", ""),
+        ("reference: that loop, one file's p99 / max (ms)", f"{fast['loop_p99']:.3f} / {fast['loop_max']:.1f}",
+         "one thread, no contention"),
+        ("reference: GET /healthz, 50 connections, p50 / p99 (ms)", f"{probe['p50']:.2f} / {probe['p99']:.2f}",
+         f"{probe['rate']:.0f}/s: Ferry's HTTP path without the disk"),
         ("reference: same loop with fsync per file (files/s)", f"{durable['loop']:.0f}", ""),
         ("reference: dd to the spool's file system, conv=fdatasync (MB/s)", f"{dd_rate:.0f}", ""),
         ("reference: incus file push, one file per call (files/s)", f"{single:.1f}", ""),
