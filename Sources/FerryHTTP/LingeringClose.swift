@@ -20,6 +20,8 @@ final class LingeringClose {
     private let descriptor: Int32
     private let startedAt = Exchange.now()
     private var event: OpaquePointer?
+    /// Where drained bytes go; one buffer per lingering socket, not one per read.
+    private var discard = [UInt8](repeating: 0, count: 64 * 1024)
 
     /// Duplicates `descriptor` (close-on-exec) while libevent still owns it; nil when the
     /// cap is reached or the kernel refuses.
@@ -60,7 +62,6 @@ final class LingeringClose {
 
     private func readable(_ what: Int16) {
         if what & Int16(EV_READ) != 0 && Exchange.now() - startedAt < Self.maximumSeconds {
-            var discard = [UInt8](repeating: 0, count: 64 * 1024)
             // The descriptor shares libevent's non-blocking open file: recv never waits.
             let count = recv(descriptor, &discard, discard.count, 0)
             if count > 0 || (count < 0 && (errno == EAGAIN || errno == EINTR)) { return }

@@ -62,28 +62,11 @@ final class FerryRouter: HTTPHandler, Sendable {
             case .failure(let error): return refuse(error, head)
             }
         }
-        if head.path == "/healthz" {
+        if let probe = probe(head.path) {
             guard head.method == "GET" || head.method == "HEAD" else {
                 return refuse(.methodNotAllowed(allowed: "GET, HEAD"), head)
             }
-            return .accept(Answer { JSON.response(200, ["status": "serving"]) })
-        }
-        if head.path == "/readyz" {
-            guard head.method == "GET" || head.method == "HEAD" else {
-                return refuse(.methodNotAllowed(allowed: "GET, HEAD"), head)
-            }
-            return .accept(Answer { [readiness] in Self.readinessAnswer(readiness.report) })
-        }
-        if head.path == "/metrics" {
-            guard head.method == "GET" || head.method == "HEAD" else {
-                return refuse(.methodNotAllowed(allowed: "GET, HEAD"), head)
-            }
-            return .accept(
-                Answer { [metrics, service, readiness] in
-                    HTTPResponse(
-                        status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
-                        body: metrics.exposition(service: service, readiness: readiness))
-                })
+            return .accept(Answer(probe))
         }
         if TaskRoutes.matches(head.path) {
             let route = authenticate(head).flatMap { rule in tasks.route(head, viewer: rule?.name) }
@@ -93,6 +76,25 @@ final class FerryRouter: HTTPHandler, Sendable {
             }
         }
         return refuse(.notFound(path: head.path), head)
+    }
+
+    /// The answer-maker of a read-only route that needs no token (`/healthz`, `/readyz`,
+    /// `/metrics`), or nil for any other path.
+    private func probe(_ path: String) -> (() -> HTTPResponse)? {
+        switch path {
+        case "/healthz":
+            return { JSON.response(200, ["status": "serving"]) }
+        case "/readyz":
+            return { [readiness] in Self.readinessAnswer(readiness.report) }
+        case "/metrics":
+            return { [metrics, service, readiness] in
+                HTTPResponse(
+                    status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
+                    body: metrics.exposition(service: service, readiness: readiness))
+            }
+        default:
+            return nil
+        }
     }
 
     private static func readinessAnswer(_ report: Readiness.Report) -> HTTPResponse {
