@@ -8,9 +8,13 @@ enum APIError: Error {
     case methodNotAllowed(allowed: String)
     case contract(ContractViolation)
     case badFraming(String)
+    /// A body on a route that takes none.
+    case bodyNotAllowed
     case bodyTooLarge(limit: UInt64)
     case queueFull(limit: Int)
     case spoolFull(limit: UInt64)
+    /// A token's own `max_queued` or `max_spool_bytes` is reached.
+    case quotaExceeded(token: String, rule: String, limit: String)
     case shuttingDown
     case tooManyConnections(limit: Int)
     case unknownTask(String)
@@ -27,8 +31,8 @@ enum APIError: Error {
         case .notFound: 404
         case .methodNotAllowed: 405
         case .contract, .badFraming: 400
-        case .bodyTooLarge: 413
-        case .queueFull, .spoolFull, .shuttingDown, .tooManyConnections: 503
+        case .bodyTooLarge, .bodyNotAllowed: 413
+        case .queueFull, .spoolFull, .quotaExceeded, .shuttingDown, .tooManyConnections: 503
         case .unknownTask: 404
         case .wrongState, .idempotencyKeyInProgress: 409
         case .badQuery: 400
@@ -48,8 +52,10 @@ enum APIError: Error {
         case .contract: "invalid_header"
         case .badFraming: "bad_framing"
         case .bodyTooLarge: "body_too_large"
+        case .bodyNotAllowed: "body_not_allowed"
         case .queueFull: "queue_full"
         case .spoolFull: "spool_full"
+        case .quotaExceeded: "quota_exceeded"
         case .shuttingDown: "shutting_down"
         case .tooManyConnections: "too_many_connections"
         case .unknownTask: "unknown_task"
@@ -71,8 +77,11 @@ enum APIError: Error {
         case .contract(let violation): violation.description
         case .badFraming(let reason): reason
         case .bodyTooLarge(let limit): "the body is larger than the limit of \(limit) bytes"
+        case .bodyNotAllowed: "this route takes no request body"
         case .queueFull(let limit): "\(limit) uploads are waiting for delivery; retry later"
         case .spoolFull(let limit): "the spool holds its limit of \(limit) bytes; retry later"
+        case .quotaExceeded(let token, let rule, let limit):
+            "token '\(token)' holds its quota of \(limit) (rule: \(rule)); retry once its uploads are delivered"
         case .shuttingDown: "the server is shutting down; retry later"
         case .tooManyConnections(let limit): "more than \(limit) connections are open; retry later"
         case .unknownTask(let id): "no task \(ContractViolation.quoted(id))"
@@ -91,12 +100,27 @@ enum APIError: Error {
         var headers: [(name: String, value: String)] = [("Content-Type", "application/json")]
         switch self {
         case .methodNotAllowed(let allowed): headers.append(("Allow", allowed))
-        case .queueFull, .spoolFull, .shuttingDown, .tooManyConnections: headers.append(("Retry-After", "5"))
+        case .queueFull, .spoolFull, .quotaExceeded, .shuttingDown, .tooManyConnections:
+            headers.append(("Retry-After", "5"))
         case .unauthorized: headers.append(("WWW-Authenticate", "Bearer realm=\"ferry\""))
         default: break
         }
         let body = JSON.encode(["error": code, "detail": detail])
         return HTTPResponse(status: status, headers: headers, body: body)
+    }
+}
+
+extension APIError {
+    /// The answer to a bound of ``Capacity`` that is reached.
+    init(_ refusal: Capacity.Refusal) {
+        switch refusal {
+        case .tooManyTasks(let limit): self = .queueFull(limit: limit)
+        case .tooManyBytes(let limit): self = .spoolFull(limit: limit)
+        case .ownerTasks(let owner, let limit):
+            self = .quotaExceeded(token: owner, rule: "max_queued", limit: "\(limit) unfinished uploads")
+        case .ownerBytes(let owner, let limit):
+            self = .quotaExceeded(token: owner, rule: "max_spool_bytes", limit: "\(limit) bytes")
+        }
     }
 }
 

@@ -66,16 +66,30 @@ final class FerryRouter: HTTPHandler, Sendable {
             guard head.method == "GET" || head.method == "HEAD" else {
                 return refuse(.methodNotAllowed(allowed: "GET, HEAD"), head)
             }
+            if let refusal = Self.bodyRefusal(head) { return refuse(refusal, head) }
             return .accept(Answer(probe))
         }
         if TaskRoutes.matches(head.path) {
-            let route = authenticate(head).flatMap { rule in tasks.route(head, viewer: rule?.name) }
+            // Authentication first: a stranger learns nothing from how a body is judged.
+            let route = authenticate(head).flatMap { rule in
+                Self.bodyRefusal(head).map { .failure($0) } ?? tasks.route(head, rule: rule)
+            }
             switch route {
             case .success(let answer): return .accept(Answer(answer))
             case .failure(let error): return refuse(error, head)
             }
         }
         return refuse(.notFound(path: head.path), head)
+    }
+
+    /// Routes other than `/upload` take no body: one announced (a non-zero length, or any
+    /// chunked body) is refused from the head, before a byte of it is read into memory.
+    private static func bodyRefusal(_ head: HTTPRequestHead) -> APIError? {
+        let lengths = head.values(of: "Content-Length")
+        if !head.values(of: "Transfer-Encoding").isEmpty || lengths.contains(where: { $0 != "0" }) {
+            return .bodyNotAllowed
+        }
+        return nil
     }
 
     /// The answer-maker of a read-only route that needs no token (`/healthz`, `/readyz`,
@@ -173,19 +187,16 @@ final class FerryRouter: HTTPHandler, Sendable {
         }
         let reservedBytes = declaredLength ?? 0
         do {
-            try service.capacity.reserve(bytes: reservedBytes)
+            try service.capacity.reserve(bytes: reservedBytes, owner: rule?.name, quota: rule?.quota)
         } catch {
             if let idempotencyKey { service.store.release(idempotencyKey: idempotencyKey) }
-            switch error {
-            case .tooManyTasks(let limit): return refuse(.queueFull(limit: limit), head, request)
-            case .tooManyBytes(let limit): return refuse(.spoolFull(limit: limit), head, request)
-            }
+            return refuse(APIError(error), head, request)
         }
         let file: SpoolFile
         do {
             file = try service.spool.create(id: TaskID.make())
         } catch {
-            service.capacity.cancel(bytes: reservedBytes)
+            service.capacity.cancel(bytes: reservedBytes, owner: rule?.name)
             if let idempotencyKey { service.store.release(idempotencyKey: idempotencyKey) }
             if error.isNoSpace { return refuse(.insufficientStorage(error.description), head, request) }
             logger.error("cannot create spool file", metadata: ["error": "\(error)"])
@@ -196,6 +207,7 @@ final class FerryRouter: HTTPHandler, Sendable {
                 request: request, file: file, service: service, reservedBytes: reservedBytes,
                 announced: declaredLength != nil, idempotencyKey: idempotencyKey,
                 maxBodySize: configuration.maxBodySize, tokenLimit: tokenLimit, owner: rule?.name,
+                quota: rule?.quota,
                 minFreeDisk: declaredLength == nil ? configuration.minFreeDisk : nil,
                 logger: logger.with(head, client: proxies.client(of: head)), metrics: metrics,
                 started: started, requestID: head.requestID))

@@ -23,6 +23,7 @@ final class UploadStream: HTTPBodyConsumer {
     private let maxBodySize: UInt64
     private let tokenLimit: TokenLimit?
     private let owner: String?
+    private let quota: Capacity.Quota?
     /// For a body of unannounced length: the free space to keep, checked at each write.
     private let minFreeDisk: UInt64?
     /// Carries the request id and client in its metadata.
@@ -37,12 +38,14 @@ final class UploadStream: HTTPBodyConsumer {
     init(
         request: UploadRequest, file: SpoolFile, service: DeliveryService, reservedBytes: UInt64,
         announced: Bool, idempotencyKey: String?, maxBodySize: UInt64, tokenLimit: TokenLimit?,
-        owner: String?, minFreeDisk: UInt64?, logger: Logger, metrics: FerryMetrics, started: Double,
+        owner: String?, quota: Capacity.Quota?, minFreeDisk: UInt64?, logger: Logger, metrics: FerryMetrics,
+        started: Double,
         requestID: String
     ) {
         self.minFreeDisk = minFreeDisk
         self.tokenLimit = tokenLimit
         self.owner = owner
+        self.quota = quota
         self.request = request
         self.file = file
         self.service = service
@@ -73,8 +76,8 @@ final class UploadStream: HTTPBodyConsumer {
         }
         if !announced {
             // A chunked body reserves spool bytes as they come.
-            guard service.capacity.grow(by: count) else {
-                return .stop(refuse(.spoolFull(limit: service.capacity.maxBytes ?? 0)))
+            if let refusal = service.capacity.grow(by: count, owner: owner, quota: quota) {
+                return .stop(refuse(APIError(refusal)))
             }
             reservedBytes += count
         }
@@ -94,6 +97,7 @@ final class UploadStream: HTTPBodyConsumer {
         let logger = self.logger
         let started = self.started
         let reservedBytes = self.reservedBytes
+        let owner = self.owner
         let idempotencyKey = self.idempotencyKey
         let id = file.id
         service.accept(
@@ -111,7 +115,7 @@ final class UploadStream: HTTPBodyConsumer {
                     ])
                 respond(Self.accepted(record))
             case .failure(let error):
-                service.capacity.cancel(bytes: reservedBytes)
+                service.capacity.cancel(bytes: reservedBytes, owner: owner)
                 if let idempotencyKey { service.store.release(idempotencyKey: idempotencyKey) }
                 logger.error("cannot commit upload", metadata: ["task": "\(id)", "error": "\(error)"])
                 let failure: APIError =
@@ -182,7 +186,7 @@ final class UploadStream: HTTPBodyConsumer {
     /// The partial file, the reservation and the idempotency key go.
     private func giveBack() {
         file.discard()
-        service.capacity.cancel(bytes: reservedBytes)
+        service.capacity.cancel(bytes: reservedBytes, owner: owner)
         if let idempotencyKey { service.store.release(idempotencyKey: idempotencyKey) }
     }
 }

@@ -13,7 +13,12 @@ import Yams
 ///     max_upload: 100M
 ///     allow_setid: false
 ///     allow_owner: false
+///     max_queued: 100
+///     max_spool_bytes: 2G
 /// ```
+///
+/// A key Ferry does not know is an error, not a silence: a misspelled `max-upload` would
+/// otherwise leave its limit unenforced.
 public struct AccessPolicy: Sendable, Equatable {
     public var rules: [TokenRule]
 
@@ -74,11 +79,23 @@ public struct AccessPolicy: Sendable, Equatable {
                 }
                 maxUpload = bytes
             }
+            var maxSpoolBytes: UInt64?
+            if let text = entry.maxSpoolBytes {
+                guard let bytes = ByteCount.parse(text) else {
+                    throw PolicyError(
+                        "\(label): max_spool_bytes '\(text)' is not a size (e.g. 512K, 100M, 2G)")
+                }
+                maxSpoolBytes = bytes
+            }
+            if let maxQueued = entry.maxQueued, maxQueued < 1 {
+                throw PolicyError("\(label): max_queued must be at least 1")
+            }
             rules.append(
                 TokenRule(
                     name: entry.name, digest: digest, containers: entry.containers, pathPrefixes: entry.paths,
                     maxUpload: maxUpload, allowSetID: entry.allowSetID ?? false,
-                    allowOwner: entry.allowOwner ?? false))
+                    allowOwner: entry.allowOwner ?? false, maxQueued: entry.maxQueued,
+                    maxSpoolBytes: maxSpoolBytes))
         }
         return AccessPolicy(rules: rules)
     }
@@ -139,7 +156,7 @@ public struct AccessPolicy: Sendable, Equatable {
     }
 }
 
-/// The file's shape.
+/// The file's shape. Both levels refuse keys they do not know.
 private struct PolicyFile: Decodable {
     struct Entry: Decodable {
         var name: String
@@ -149,16 +166,66 @@ private struct PolicyFile: Decodable {
         var maxUpload: String?
         var allowSetID: Bool?
         var allowOwner: Bool?
+        var maxQueued: Int?
+        var maxSpoolBytes: String?
 
-        enum CodingKeys: String, CodingKey {
+        enum CodingKeys: String, CodingKey, CaseIterable {
             case name, sha256, containers, paths
             case maxUpload = "max_upload"
             case allowSetID = "allow_setid"
             case allowOwner = "allow_owner"
+            case maxQueued = "max_queued"
+            case maxSpoolBytes = "max_spool_bytes"
+        }
+
+        init(from decoder: any Decoder) throws {
+            try KnownKeys.check(decoder, CodingKeys.self)
+            let values = try decoder.container(keyedBy: CodingKeys.self)
+            name = try values.decode(String.self, forKey: .name)
+            sha256 = try values.decode(String.self, forKey: .sha256)
+            containers = try values.decode([String].self, forKey: .containers)
+            paths = try values.decode([String].self, forKey: .paths)
+            maxUpload = try values.decodeIfPresent(String.self, forKey: .maxUpload)
+            allowSetID = try values.decodeIfPresent(Bool.self, forKey: .allowSetID)
+            allowOwner = try values.decodeIfPresent(Bool.self, forKey: .allowOwner)
+            maxQueued = try values.decodeIfPresent(Int.self, forKey: .maxQueued)
+            maxSpoolBytes = try values.decodeIfPresent(String.self, forKey: .maxSpoolBytes)
         }
     }
 
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case tokens
+    }
+
     var tokens: [Entry]
+
+    init(from decoder: any Decoder) throws {
+        try KnownKeys.check(decoder, CodingKeys.self)
+        tokens = try decoder.container(keyedBy: CodingKeys.self).decode([Entry].self, forKey: .tokens)
+    }
+}
+
+/// Refuses a mapping that holds a key outside `Keys`, naming it.
+private enum KnownKeys {
+    private struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    static func check<Keys: CodingKey & CaseIterable>(_ decoder: any Decoder, _ keys: Keys.Type) throws {
+        let known = Set(Keys.allCases.map(\.stringValue))
+        let present = try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue)
+        if let unknown = present.sorted().first(where: { !known.contains($0) }) {
+            throw DecodingError.dataCorrupted(
+                DecodingError.Context(
+                    codingPath: decoder.codingPath,
+                    debugDescription:
+                        "unknown key '\(unknown)' (known: \(Keys.allCases.map(\.stringValue).joined(separator: ", ")))"
+                ))
+        }
+    }
 }
 
 /// A policy file that cannot be used, with a message naming where and why.

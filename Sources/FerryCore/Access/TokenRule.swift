@@ -14,11 +14,20 @@ public struct TokenRule: Sendable, Equatable {
     public var allowSetID: Bool
     /// Whether owners other than the default (0:0) may be set.
     public var allowOwner: Bool
+    /// The most unfinished tasks (received and not yet delivered or failed) the token may
+    /// have at once (`max_queued`; nil: only the server's `--queue-capacity`).
+    public var maxQueued: Int?
+    /// The most spool bytes the token's tasks may hold, failed ones included
+    /// (`max_spool_bytes`; nil: only the server's `--spool-max-bytes`).
+    public var maxSpoolBytes: UInt64?
 
     public init(
         name: String, digest: [UInt8], containers: [String], pathPrefixes: [String], maxUpload: UInt64? = nil,
-        allowSetID: Bool = false, allowOwner: Bool = false
+        allowSetID: Bool = false, allowOwner: Bool = false, maxQueued: Int? = nil,
+        maxSpoolBytes: UInt64? = nil
     ) {
+        self.maxQueued = maxQueued
+        self.maxSpoolBytes = maxSpoolBytes
         self.name = name
         self.digest = digest
         self.containers = containers
@@ -54,10 +63,22 @@ public struct TokenRule: Sendable, Equatable {
         return nil
     }
 
+    /// What the token's tasks may hold in the spool and the queue.
+    public var quota: Capacity.Quota {
+        Capacity.Quota(maxTasks: maxQueued, maxBytes: maxSpoolBytes)
+    }
+
+    /// Whether `path` is `prefix` or lies under it, comparing UTF-8 bytes: Swift's `String`
+    /// comparison treats canonically equivalent text as equal (`e` + U+0301 and `é`, the
+    /// Kelvin sign and `K`), but in the container those are different names.
     static func path(_ path: String, isUnder prefix: String) -> Bool {
-        if prefix == "/" { return true }
-        let base = prefix.hasSuffix("/") ? String(prefix.dropLast()) : prefix
-        return path == base || path.hasPrefix(base + "/")
+        let slash = UInt8(ascii: "/")
+        var base = Array(prefix.utf8)
+        if base == [slash] { return true }
+        if base.last == slash { base.removeLast() }
+        let bytes = Array(path.utf8)
+        guard bytes.count >= base.count, bytes.prefix(base.count).elementsEqual(base) else { return false }
+        return bytes.count == base.count || bytes[base.count] == slash
     }
 }
 
@@ -76,20 +97,21 @@ public struct AccessRefusal: Error, Sendable, Equatable, CustomStringConvertible
     public var description: String { "token '\(token)' may not write \(detail) (rule: \(rule))" }
 }
 
-/// `*` (any run of characters) and `?` (one character) matching for container names.
+/// `*` (any run of characters) and `?` (one character) matching for container names,
+/// byte by byte (names and patterns are ASCII; bytes keep equivalent Unicode apart anyway).
 enum Glob {
     static func matches(_ pattern: String, _ text: String) -> Bool {
-        let pattern = Array(pattern)
-        let text = Array(text)
+        let pattern = Array(pattern.utf8)
+        let text = Array(text.utf8)
         var p = 0
         var t = 0
         var star: Int?
         var resume = 0
         while t < text.count {
-            if p < pattern.count && (pattern[p] == "?" || pattern[p] == text[t]) {
+            if p < pattern.count && (pattern[p] == UInt8(ascii: "?") || pattern[p] == text[t]) {
                 p += 1
                 t += 1
-            } else if p < pattern.count && pattern[p] == "*" {
+            } else if p < pattern.count && pattern[p] == UInt8(ascii: "*") {
                 star = p
                 resume = t
                 p += 1
@@ -101,7 +123,7 @@ enum Glob {
                 return false
             }
         }
-        while p < pattern.count && pattern[p] == "*" { p += 1 }
+        while p < pattern.count && pattern[p] == UInt8(ascii: "*") { p += 1 }
         return p == pattern.count
     }
 }

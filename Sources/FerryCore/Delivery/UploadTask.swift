@@ -7,6 +7,8 @@ public struct UploadTask: Sendable, Equatable {
     public let bytes: UInt64
     /// Push attempts made so far.
     public var attempts: Int
+    /// The token whose upload this is (nil without `--tokens`); its quota counts the task.
+    public let owner: String?
     /// Tasks with equal keys can be delivered by one `incus file push` call: same
     /// container, directory, owner, mode and `-p`. Computed once: the queue compares it
     /// often.
@@ -14,8 +16,12 @@ public struct UploadTask: Sendable, Equatable {
     /// The file this task writes: no two tasks for it are pushed at once.
     let destinationKey: String
 
-    public init(id: String, request: UploadRequest, sourcePath: String, bytes: UInt64, attempts: Int = 0) {
+    public init(
+        id: String, request: UploadRequest, sourcePath: String, bytes: UInt64, attempts: Int = 0,
+        owner: String? = nil
+    ) {
         self.id = id
+        self.owner = owner
         self.request = request
         self.sourcePath = sourcePath
         self.bytes = bytes

@@ -56,7 +56,7 @@ public final class DeliveryService: Sendable {
         var requeued = 0
         for var record in recovery.records {
             if record.state == .failed {
-                capacity.adopt(tasks: 0, bytes: record.bytes)
+                capacity.adopt(tasks: 0, bytes: record.bytes, owner: record.owner)
                 continue
             }
             guard !record.state.isFinished else { continue }
@@ -64,7 +64,7 @@ public final class DeliveryService: Sendable {
                 // Pushing or waiting to retry when the process died: queued again.
                 record = store.update(id: record.id) { $0.state = .queued }.updated ?? record
             }
-            capacity.adopt(tasks: 1, bytes: record.bytes)
+            capacity.adopt(tasks: 1, bytes: record.bytes, owner: record.owner)
             queue.enqueue(task(for: record))
             requeued += 1
         }
@@ -120,13 +120,24 @@ public final class DeliveryService: Sendable {
     }
 
     /// Sends a failed task back to the queue, with a fresh count of attempts.
-    public func retry(id: String, viewer: String? = nil) throws(TaskActionError) -> TaskRecord {
+    ///
+    /// - Parameters:
+    ///   - authorize: asked about the task before anything changes, against the policy in
+    ///     force now (a token whose rule no longer allows the destination may not send it
+    ///     again); nil when there is no policy.
+    ///   - quota: the asker's own bounds; the task takes a place in the queue again.
+    public func retry(
+        id: String, viewer: String? = nil, authorize: ((TaskRecord) -> AccessRefusal?)? = nil,
+        quota: Capacity.Quota? = nil
+    ) throws(TaskActionError) -> TaskRecord {
         guard let current = task(id: id, viewer: viewer) else { throw .unknownTask(id) }
+        if let refusal = authorize?(current) { throw .forbidden(refusal) }
         guard current.state == .failed else {
             throw .wrongState(id: id, state: current.state, allowed: [.failed])
         }
         do {
-            try capacity.reserve(bytes: 0)
+            // The bytes are held already (a failed task keeps them): only a place is taken.
+            try capacity.reserve(bytes: 0, owner: current.owner, quota: quota)
         } catch {
             throw .capacity(error)
         }
@@ -137,7 +148,7 @@ public final class DeliveryService: Sendable {
                 record.attempts = 0
             })
         guard let updated else {
-            capacity.cancel(bytes: 0)
+            capacity.cancel(bytes: 0, owner: current.owner)
             if let now { throw .wrongState(id: id, state: now.state, allowed: [.failed]) }
             throw .unknownTask(id)
         }
@@ -147,12 +158,17 @@ public final class DeliveryService: Sendable {
     }
 
     /// Removes a queued or failed task and its bytes.
-    public func delete(id: String, viewer: String? = nil) throws(TaskActionError) {
-        guard task(id: id, viewer: viewer) != nil else { throw .unknownTask(id) }
+    ///
+    /// - Parameter authorize: as for ``retry(id:viewer:authorize:quota:)``.
+    public func delete(
+        id: String, viewer: String? = nil, authorize: ((TaskRecord) -> AccessRefusal?)? = nil
+    ) throws(TaskActionError) {
+        guard let current = task(id: id, viewer: viewer) else { throw .unknownTask(id) }
+        if let refusal = authorize?(current) { throw .forbidden(refusal) }
         let allowed: [TaskState] = [.queued, .failed]
-        let (removable, current) = store.removeIf(id: id) { allowed.contains($0.state) }
+        let (removable, now) = store.removeIf(id: id) { allowed.contains($0.state) }
         guard let removable else {
-            if let current { throw .wrongState(id: id, state: current.state, allowed: allowed) }
+            if let now { throw .wrongState(id: id, state: now.state, allowed: allowed) }
             throw .unknownTask(id)
         }
         do {
@@ -162,8 +178,8 @@ public final class DeliveryService: Sendable {
             store.insert(removable)
             throw .storage(error)
         }
-        capacity.releaseBytes(removable.bytes)
-        if removable.state == .queued { capacity.finishTask() }
+        capacity.releaseBytes(removable.bytes, owner: removable.owner)
+        if removable.state == .queued { capacity.finishTask(owner: removable.owner) }
         logger.info("task deleted", metadata: ["task": "\(id)", "state": "\(removable.state.rawValue)"])
     }
 
@@ -177,7 +193,7 @@ public final class DeliveryService: Sendable {
             }
             guard let record = removed else { continue }
             try? spool.removeTask(id: record.id)
-            if record.state == .failed { capacity.releaseBytes(record.bytes) }
+            if record.state == .failed { capacity.releaseBytes(record.bytes, owner: record.owner) }
         }
     }
 
@@ -194,6 +210,6 @@ public final class DeliveryService: Sendable {
     private static func task(for record: TaskRecord, in spool: Spool) -> UploadTask {
         UploadTask(
             id: record.id, request: record.request, sourcePath: spool.dataPath(id: record.id),
-            bytes: record.bytes, attempts: record.attempts)
+            bytes: record.bytes, attempts: record.attempts, owner: record.owner)
     }
 }

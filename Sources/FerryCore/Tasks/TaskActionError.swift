@@ -4,5 +4,7 @@ public enum TaskActionError: Error, Sendable, Equatable {
     /// The task is in a state where the action makes no sense.
     case wrongState(id: String, state: TaskState, allowed: [TaskState])
     case capacity(Capacity.Refusal)
+    /// The policy in force now does not let the asker's token do this to the task.
+    case forbidden(AccessRefusal)
     case storage(SystemError)
 }

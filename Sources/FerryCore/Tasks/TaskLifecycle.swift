@@ -54,12 +54,12 @@ final class TaskLifecycle: DeliveryLifecycle {
                 record.lastError = failure.message
             }
         }
-        capacity.finishTask()
+        capacity.finishTask(owner: task.owner)
     }
 
     private func removeData(_ task: UploadTask) {
         // The task no longer holds its bytes, whether or not the unlink worked.
-        capacity.releaseBytes(task.bytes)
+        capacity.releaseBytes(task.bytes, owner: task.owner)
         do {
             try spool.removeData(id: task.id)
         } catch {

@@ -127,9 +127,18 @@ public final class TaskStore: Sendable {
 
     /// Tasks in acceptance order, optionally in one state and of one owner, after task
     /// `after`, at most `limit`.
-    public func list(state: TaskState?, owner: String? = nil, after: String?, limit: Int) -> [TaskRecord] {
+    ///
+    /// - Returns: nil when `after` names no task of `owner` (deleted, expired, never made,
+    ///   or another owner's: all look the same, so a cursor tells nothing about others).
+    public func list(state: TaskState?, owner: String? = nil, after: String?, limit: Int) -> [TaskRecord]? {
         index.withLock { index in
-            let start = after.flatMap { index.records[$0]?.sequence } ?? 0
+            var start: UInt64 = 0
+            if let after {
+                guard let cursor = index.records[after], owner == nil || cursor.owner == owner else {
+                    return nil
+                }
+                start = cursor.sequence
+            }
             return index.records.values
                 .filter {
                     $0.sequence > start && (state == nil || $0.state == state)

@@ -5,8 +5,6 @@ import Foundation
 /// `/tasks` routes: status, listing, and the dead-letter actions (retry, delete).
 struct TaskRoutes {
     let service: DeliveryService
-    static let defaultLimit = 100
-    static let maximumLimit = 1000
 
     /// Whether `path` is a task route.
     static func matches(_ path: String) -> Bool {
@@ -15,86 +13,83 @@ struct TaskRoutes {
 
     /// The answer-maker for a `/tasks` request, or an error decided from the head.
     ///
-    /// - Parameter viewer: the token's name; a token sees and acts on its own tasks only
-    ///   (nil without `--tokens`).
-    func route(_ head: HTTPRequestHead, viewer: String?) -> Result<() -> HTTPResponse, APIError> {
-        let segments = head.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
-        let rest = Array(segments.dropFirst()).map(String.init)
-        let reading = head.method == "GET" || head.method == "HEAD"
-        switch rest.count {
-        case 0:
-            return reading
-                ? list(query: head.query, viewer: viewer) : .failure(.methodNotAllowed(allowed: "GET, HEAD"))
-        case 1 where reading:
-            let id = rest[0]
+    /// - Parameter rule: the asking token's rule in the policy in force now (nil without
+    ///   `--tokens`). A token sees and acts on its own tasks only, and acts on one only
+    ///   while its rule still allows the task's destination.
+    func route(_ head: HTTPRequestHead, rule: TokenRule?) -> Result<() -> HTTPResponse, APIError> {
+        let parsed = TaskRequest.parse(
+            method: head.method, path: head.path, query: head.query,
+            states: TaskState.allCases.map(\.rawValue))
+        let viewer = rule?.name
+        let authorize = rule.map { rule in
+            { (record: TaskRecord) in rule.refusal(of: record.request, size: record.bytes) }
+        }
+        switch parsed {
+        case .failure(.notFound):
+            return .failure(.notFound(path: head.path))
+        case .failure(.methodNotAllowed(let allowed)):
+            return .failure(.methodNotAllowed(allowed: allowed))
+        case .failure(.badQuery(let reason)):
+            return .failure(.badQuery(reason))
+        case .success(.list(let query)):
+            return .success({ [service] in Self.list(query, viewer: viewer, service: service) })
+        case .success(.show(let id)):
             return .success({ [service] in
                 guard let record = service.task(id: id, viewer: viewer) else {
                     return APIError.unknownTask(id).response
                 }
                 return JSON.response(200, TaskView(record))
             })
-        case 1 where head.method == "DELETE":
-            let id = rest[0]
+        case .success(.delete(let id)):
             return .success({ [service] in
                 do throws(TaskActionError) {
-                    try service.delete(id: id, viewer: viewer)
+                    try service.delete(id: id, viewer: viewer, authorize: authorize)
                     return HTTPResponse(status: 204)
                 } catch {
                     return Self.apiError(error).response
                 }
             })
-        case 1:
-            return .failure(.methodNotAllowed(allowed: "GET, HEAD, DELETE"))
-        case 2 where rest[1] == "retry":
-            guard head.method == "POST" else { return .failure(.methodNotAllowed(allowed: "POST")) }
-            let id = rest[0]
+        case .success(.retry(let id)):
             return .success({ [service] in
                 do throws(TaskActionError) {
-                    let record = try service.retry(id: id, viewer: viewer)
+                    let record = try service.retry(
+                        id: id, viewer: viewer, authorize: authorize, quota: rule?.quota)
                     return JSON.response(202, TaskView(record), headers: [("Location", "/tasks/\(id)")])
                 } catch {
                     return Self.apiError(error).response
                 }
             })
-        default:
-            return .failure(.notFound(path: head.path))
         }
     }
 
-    private func list(query: String?, viewer: String?) -> Result<() -> HTTPResponse, APIError> {
-        var state: TaskState?
-        var limit = Self.defaultLimit
-        var after: String?
-        for pair in (query ?? "").split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
-            let value = parts.count > 1 ? parts[1] : ""
-            switch parts[0] {
-            case "state":
-                guard let parsed = TaskState(rawValue: value) else {
-                    let names = TaskState.allCases.map(\.rawValue).joined(separator: ", ")
-                    return .failure(.badQuery("state must be one of: \(names)"))
-                }
-                state = parsed
-            case "limit":
-                guard let parsed = Int(value), (1...Self.maximumLimit).contains(parsed) else {
-                    return .failure(.badQuery("limit must be a number from 1 to \(Self.maximumLimit)"))
-                }
-                limit = parsed
-            case "after":
-                after = value
-            default:
-                return .failure(.badQuery("unknown query parameter \(ContractViolation.quoted(parts[0]))"))
+    private static func list(_ query: TaskRequest.ListQuery, viewer: String?, service: DeliveryService)
+        -> HTTPResponse
+    {
+        struct Page: Encodable {
+            var tasks: [TaskView]
+            var next: String?
+
+            func encode(to encoder: any Encoder) throws {
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encode(tasks, forKey: .tasks)
+                // Always present: null on the last page.
+                try container.encode(next, forKey: .next)
             }
+
+            enum CodingKeys: String, CodingKey { case tasks, next }
         }
-        return .success({ [service] in
-            struct Page: Encodable {
-                var tasks: [TaskView]
-                var next: String?
-            }
-            let records = service.store.list(state: state, owner: viewer, after: after, limit: limit + 1)
-            let page = records.prefix(limit).map(TaskView.init)
-            return JSON.response(200, Page(tasks: page, next: records.count > limit ? page.last?.id : nil))
-        })
+        guard
+            let records = service.store.list(
+                state: query.state.flatMap(TaskState.init(rawValue:)), owner: viewer, after: query.after,
+                limit: query.limit + 1)
+        else {
+            return APIError.badQuery(
+                "after: no task \(ContractViolation.quoted(query.after ?? "")) of yours is known "
+                    + "(deleted or expired?); list again without after"
+            ).response
+        }
+        let page = records.prefix(query.limit).map(TaskView.init)
+        return JSON.response(200, Page(tasks: page, next: records.count > query.limit ? page.last?.id : nil))
     }
 
     private static func apiError(_ error: TaskActionError) -> APIError {
@@ -102,8 +97,8 @@ struct TaskRoutes {
         case .unknownTask(let id): .unknownTask(id)
         case .wrongState(let id, let state, let allowed):
             .wrongState(id: id, state: state.rawValue, allowed: allowed.map(\.rawValue))
-        case .capacity(.tooManyTasks(let limit)): .queueFull(limit: limit)
-        case .capacity(.tooManyBytes(let limit)): .spoolFull(limit: limit)
+        case .capacity(let refusal): APIError(refusal)
+        case .forbidden(let refusal): .forbidden(refusal)
         case .storage(let error): .serverFault(error.description)
         }
     }

@@ -1,0 +1,106 @@
+import Foundation
+
+/// A `/tasks` request as its method, path and query say, parsed without trusting any of
+/// them: every input gives a value or a ``TaskRequest/Problem``, never a trap. Stands alone
+/// (Foundation only) so that `make fuzz` can compile it into a fuzzer.
+enum TaskRequest: Equatable {
+    /// `GET /tasks?...`.
+    case list(ListQuery)
+    /// `GET /tasks/ID`.
+    case show(id: String)
+    /// `DELETE /tasks/ID`.
+    case delete(id: String)
+    /// `POST /tasks/ID/retry`.
+    case retry(id: String)
+
+    /// Why a request is not a task request Ferry can answer.
+    enum Problem: Error, Equatable {
+        case notFound
+        case methodNotAllowed(allowed: String)
+        case badQuery(String)
+    }
+
+    /// The listing's query: `state`, `limit` and `after`, each at most once.
+    struct ListQuery: Equatable {
+        var state: String?
+        var limit: Int
+        var after: String?
+    }
+
+    static let defaultLimit = 100
+    static let maximumLimit = 1000
+
+    /// Parses a request for a path that starts with `/tasks`.
+    ///
+    /// - Parameter states: the task states `state=` may name.
+    static func parse(method: String, path: String, query: String?, states: [String]) -> Result<
+        TaskRequest, Problem
+    > {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        guard segments.first == "tasks" else { return .failure(.notFound) }
+        let rest = Array(segments.dropFirst())
+        let reading = method == "GET" || method == "HEAD"
+        switch rest.count {
+        case 0:
+            guard reading else { return .failure(.methodNotAllowed(allowed: "GET, HEAD")) }
+            return parseList(query, states: states).map(TaskRequest.list)
+        case 1 where !rest[0].isEmpty:
+            let id = String(rest[0])
+            if reading { return .success(.show(id: id)) }
+            if method == "DELETE" { return .success(.delete(id: id)) }
+            return .failure(.methodNotAllowed(allowed: "GET, HEAD, DELETE"))
+        case 2 where !rest[0].isEmpty && rest[1] == "retry":
+            guard method == "POST" else { return .failure(.methodNotAllowed(allowed: "POST")) }
+            return .success(.retry(id: String(rest[0])))
+        default:
+            return .failure(.notFound)
+        }
+    }
+
+    /// `state=S&limit=N&after=ID`, percent-decoded; empty pairs (`&&`) are ignored.
+    static func parseList(_ query: String?, states: [String]) -> Result<ListQuery, Problem> {
+        var result = ListQuery(state: nil, limit: defaultLimit, after: nil)
+        var seen: Set<String> = []
+        for pair in (query ?? "").split(separator: "&") {
+            let (rawKey, rawValue) =
+                pair.firstIndex(of: "=").map { (pair[..<$0], pair[pair.index(after: $0)...]) }
+                ?? (pair[...], "")
+            guard let key = String(rawKey).removingPercentEncoding,
+                let value = String(rawValue).replacingOccurrences(of: "+", with: " ").removingPercentEncoding
+            else {
+                return .failure(.badQuery("the query has a broken %-escape"))
+            }
+            guard seen.insert(key).inserted else {
+                return .failure(.badQuery("query parameter \(quoted(key)) is given more than once"))
+            }
+            switch key {
+            case "state":
+                guard states.contains(value) else {
+                    return .failure(.badQuery("state must be one of: \(states.joined(separator: ", "))"))
+                }
+                result.state = value
+            case "limit":
+                guard value.utf8.count <= 4, value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+                    let limit = Int(value), (1...maximumLimit).contains(limit)
+                else {
+                    return .failure(.badQuery("limit must be a number from 1 to \(maximumLimit)"))
+                }
+                result.limit = limit
+            case "after":
+                guard !value.isEmpty else { return .failure(.badQuery("after must name a task id")) }
+                result.after = value
+            default:
+                return .failure(.badQuery("unknown query parameter \(quoted(key))"))
+            }
+        }
+        return .success(result)
+    }
+
+    /// A client's text, shown without control characters and cut short.
+    private static func quoted(_ text: String) -> String {
+        let cleaned = text.unicodeScalars.prefix(64).map {
+            $0.value < 0x20 || $0.value == 0x7f ? "?" : String($0)
+        }.joined()
+        return "'\(cleaned)\(text.unicodeScalars.count > 64 ? "..." : "")'"
+    }
+}
