@@ -5,8 +5,9 @@ import XCTest
     import Glibc
 #endif
 
-/// A real nginx on a free loopback port in front of one Ferry, configured with the shipped
-/// `deploy/nginx` files, with its temp directories and logs in a private prefix.
+/// A real nginx on a free loopback port in front of one Ferry, running the shipped
+/// `deploy/nginx/ferry-site.conf` (with its snippets) with only its paths, ports and listen
+/// lines rewritten, and its temp directories and logs in a private prefix.
 final class Nginx {
     let prefix: URL
     private(set) var port: UInt16 = 0
@@ -36,7 +37,7 @@ final class Nginx {
             try FileManager.default.createDirectory(
                 at: prefix.appendingPathComponent(directory), withIntermediateDirectories: true)
         }
-        for file in ["ferry-proxy.conf", "ferry-request-id.conf"]
+        for file in ["ferry-site.conf", "ferry-proxy.conf", "ferry-request-id.conf"]
         where !FileManager.default.fileExists(atPath: Self.deployDirectory.appendingPathComponent(file).path)
         {
             throw TestSetupError("the shipped \(file) is missing in \(Self.deployDirectory.path)")
@@ -46,7 +47,9 @@ final class Nginx {
         while true {
             attempt += 1
             port = try freeLoopbackPort()
-            try configuration(upstreamPort: upstreamPort).write(
+            try site(upstreamPort: upstreamPort).write(
+                to: prefix.appendingPathComponent("ferry-site.conf"), atomically: true, encoding: .utf8)
+            try configuration().write(
                 to: prefix.appendingPathComponent("nginx.conf"), atomically: true, encoding: .utf8)
             if try start(binary) { return }
             let log = (try? String(contentsOf: errorLog, encoding: .utf8)) ?? ""
@@ -91,10 +94,32 @@ final class Nginx {
         return log.split(separator: "\n").suffix(count).joined(separator: "\n")
     }
 
-    /// nginx.conf: what a site would have, with the shipped snippet doing the proxying.
-    private func configuration(upstreamPort: UInt16) -> String {
+    /// The shipped site with what only fits a real host rewritten: the snippets' install paths
+    /// (to the repository's files), Ferry's port, and `listen 80` (to this nginx's loopback
+    /// port). Everything else, the locations and their allow rules, stays as shipped.
+    private func site(upstreamPort: UInt16) throws -> String {
+        let shipped = Self.deployDirectory.appendingPathComponent("ferry-site.conf")
+        var text = try String(contentsOf: shipped, encoding: .utf8)
+        let rewrites = [
+            ("include /etc/nginx/snippets/", "include \(Self.deployDirectory.path)/"),
+            ("server 127.0.0.1:8080;", "server 127.0.0.1:\(upstreamPort);"),
+            ("\n    listen 80;\n", "\n    listen 127.0.0.1:\(port);\n"),
+            ("\n    listen [::]:80;\n", "\n"),
+        ]
+        for (old, new) in rewrites {
+            // A site that changed shape must fail here, not run half rewritten.
+            guard text.contains(old) else {
+                throw TestSetupError("\(shipped.path) no longer has \(old.debugDescription)")
+            }
+            text = text.replacingOccurrences(of: old, with: new)
+        }
+        return text
+    }
+
+    /// nginx.conf: Debian's http level in brief (temp paths and logs in the prefix), then the
+    /// site, as Debian's nginx.conf includes sites-enabled/*.
+    private func configuration() -> String {
         let root = prefix.path
-        let deploy = Self.deployDirectory.path
         return """
             worker_processes 1;
             pid \(root)/nginx.pid;
@@ -107,16 +132,7 @@ final class Nginx {
                 fastcgi_temp_path \(root)/other_temp;
                 uwsgi_temp_path \(root)/other_temp;
                 scgi_temp_path \(root)/other_temp;
-                include \(deploy)/ferry-request-id.conf;
-                upstream ferry {
-                    server 127.0.0.1:\(upstreamPort);
-                    keepalive 16;
-                    keepalive_timeout 30s;
-                }
-                server {
-                    listen 127.0.0.1:\(port);
-                    include \(deploy)/ferry-proxy.conf;
-                }
+                include \(root)/ferry-site.conf;
             }
 
             """
