@@ -10,10 +10,26 @@ final class RawHTTPClient {
     private let descriptor: Int32
     private var received = [UInt8]()
 
-    init(port: UInt16, timeout: Double = 30) throws {
+    /// Connects to 127.0.0.1:`port`, from `source` if given (another loopback address such as
+    /// 127.0.0.2, so the server sees a peer that is not 127.0.0.1).
+    init(port: UInt16, timeout: Double = 30, from source: String? = nil) throws {
         descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var limit = timeval(tv_sec: Int(timeout), tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        if let source {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            // A throw from here on runs deinit, which closes the socket.
+            guard inet_pton(AF_INET, source, &local.sin_addr) == 1 else {
+                throw TestSetupError("not an IPv4 address: \(source)")
+            }
+            let bound = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            guard bound == 0 else { throw TestSetupError("bind to \(source) failed: errno \(errno)") }
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
