@@ -145,6 +145,68 @@ final class NginxTests: XCTestCase {
         try assertNothingLeft(ferry)
     }
 
+    /// The shipped site serves `/metrics`, `/readyz` and `/healthz` to loopback only: from
+    /// 127.0.0.1 they are Ferry's answers, from 127.0.0.2 (any other peer) nginx's own 403,
+    /// however the path is spelled, while `/upload` and `/tasks` still reach Ferry.
+    func testProbesAnswerLoopbackOnlyWhileUploadsAndTasksReachFerryFromAnyPeer() throws {
+        let ferry = try FerryProcess()
+        let nginx = try Nginx(upstreamPort: ferry.port)
+        func get(_ target: String, from source: String? = nil) throws -> RawResponse {
+            try RawHTTPClient(port: nginx.port, from: source).exchange("GET", target, [], body: [])
+        }
+
+        let metrics = try get("/metrics")
+        XCTAssertEqual(metrics.status, 200, "/metrics from 127.0.0.1")
+        let exposition = String(decoding: metrics.body, as: UTF8.self)
+        XCTAssertTrue(
+            exposition.contains("\nferry_spool_bytes "), "Ferry's metrics: \(exposition.prefix(300))")
+        try waitUntil("/readyz through nginx says ready") { try get("/readyz").status == 200 }
+        let ready = try get("/readyz")
+        XCTAssertEqual(ready.json["status"] as? String, "ready", "Ferry's readiness JSON")
+        XCTAssertNotNil(ready.json["checks"], "Ferry's readiness JSON")
+        let health = try get("/healthz")
+        XCTAssertEqual(health.status, 200, "/healthz from 127.0.0.1")
+        XCTAssertEqual(health.json["status"] as? String, "serving", "Ferry's liveness JSON")
+
+        let outsider = "127.0.0.2"
+        // nginx matches the normalized path: query, doubled slashes and escapes change nothing.
+        let spellings = [
+            "/metrics", "/readyz", "/healthz", "/metrics?format=text", "//metrics", "/%6detrics",
+            "/./readyz",
+        ]
+        for target in spellings {
+            let denied = try get(target, from: outsider)
+            XCTAssertEqual(denied.status, 403, "\(target) from \(outsider)")
+            XCTAssertNotEqual(denied.header("Content-Type"), "application/json", "\(target): nginx's 403")
+            XCTAssertFalse(
+                String(decoding: denied.body, as: UTF8.self).contains("ferry_"), "\(target): no metrics")
+        }
+
+        let client = try RawHTTPClient(port: nginx.port, from: outsider)
+        try client.sendHead(
+            "POST", "/upload",
+            [("X-Container-Name", "c1"), ("X-File-Path", "/root/outsider"), ("Content-Length", "5")])
+        try client.send(Array("hello".utf8))
+        let accepted = try client.readResponse()
+        XCTAssertEqual(accepted.status, 202, String(decoding: accepted.body, as: UTF8.self))
+        let id = Uploads.taskID(accepted)
+        try client.sendHead("GET", "/tasks", [])
+        let listed = try client.readResponse()
+        XCTAssertEqual(listed.status, 200, "/tasks from \(outsider)")
+        let ids = (listed.json["tasks"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+        XCTAssertEqual(ids, [id], "Ferry's task list")
+        try client.sendHead("GET", "/tasks/\(id)", [])
+        XCTAssertEqual(try client.readResponse().json["id"] as? String, id, "/tasks/{id} from \(outsider)")
+
+        XCTAssertTrue(try ferry.waitForSettlement(of: id).contains("outcome=delivered"))
+        // Ferry itself (scraped directly) saw only the loopback probe: none of the outsider's.
+        let counted = try Metrics.scrape(ferry)
+        XCTAssertEqual(counted[#"ferry_http_requests_total{route="/healthz",status="200"}"#], 1)
+        XCTAssertEqual(
+            counted.keys.filter { $0.contains(#"route="other""#) }, [], "no spelling reached Ferry")
+        try Incus.remove(container: "c1", path: "/root/outsider")
+    }
+
     func testAcceptedAnswerAndItsTaskPassThroughNginxUnchanged() throws {
         let ferry = try FerryProcess()
         let nginx = try Nginx(upstreamPort: ferry.port)
