@@ -47,12 +47,9 @@ bench: deps
 	swift build -c release --product ferry
 	python3 bench/run.py
 
-# libFuzzer over the upload contract (Tests/Fuzz), for FUZZ_SECONDS; new inputs land in
-# .build/fuzz-corpus, findings as crash-* files. ASan is left out: with the Swift runtime it hangs here.
+# libFuzzer over the upload contract and the /tasks request parser (Tests/Fuzz), each for
+# FUZZ_SECONDS; new inputs land in .build/fuzz-corpus/NAME, findings as crash-* files. ASan is
+# left out: with the Swift runtime it hangs here. `make test` runs both for a few seconds.
 FUZZ_SECONDS ?= 60
 fuzz:
-	swiftc -sanitize=fuzzer -parse-as-library -O Tests/Fuzz/HeaderAdmissionFuzzer.swift \
-		Sources/FerryCore/Contract/*.swift -o .build/fuzz-header-admission
-	mkdir -p .build/fuzz-corpus
-	timeout -s KILL $$(( $(FUZZ_SECONDS) + 30 )) .build/fuzz-header-admission \
-		-max_total_time=$(FUZZ_SECONDS) -max_len=8192 .build/fuzz-corpus Tests/Fuzz/corpus/header-admission
+	scripts/fuzz.sh $(FUZZ_SECONDS)

@@ -13,6 +13,9 @@ rm -rf "$INCUS_DIR"
 trap 'scripts/incus-env.sh stop "$INCUS_DIR" || true' EXIT
 scripts/incus-env.sh start "$INCUS_DIR" c1 c2
 
+# A short fuzz of the request parsers first: a crash there is a one-request outage.
+scripts/fuzz.sh "${FERRY_TEST_FUZZ_SECONDS:-10}"
+
 swift build --build-tests
 export FERRY_BIN="$root/.build/debug/ferry"
 export FERRY_INCUS_ENV="$root/scripts/incus-env.sh"

@@ -7,7 +7,17 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/http_struct.h>
 
 #include "CFerryHook.h"
 
@@ -18,11 +28,25 @@ typedef struct evhttp_connection *(*ConnectionConstructor)(
     struct event_base *base, struct evdns_base *dns, struct bufferevent *events, const char *address,
     unsigned short port);
 typedef void (*ConnectionDestructor)(struct evhttp_connection *connection);
+// libevent's own return type is an enum private to http-internal.h; it is int-sized.
+typedef int (*FirstLineParser)(struct evhttp_request *request, struct evbuffer *buffer);
 
 static RequestConstructor libraryConstructor;
 static ConnectionConstructor libraryConnectionConstructor;
 static ConnectionDestructor libraryConnectionDestructor;
+static FirstLineParser libraryFirstLineParser;
 static atomic_int_fast64_t connectionsOpen;
+static atomic_int_fast64_t connectionCap = INT64_MAX;
+static atomic_int_fast64_t connectionMaximum = INT64_MAX;
+// Connections made while `connectionMaximum` others were open: their requests get 503.
+// At most cap - maximum of them exist, so a short array scanned under a lock will do.
+static pthread_mutex_t overflowLock = PTHREAD_MUTEX_INITIALIZER;
+static struct evhttp_connection **overflow;
+static size_t overflowCapacity;
+static atomic_size_t overflowCount;
+static atomic_uint_fast64_t connectionsRefused;
+static _Atomic(CFerryHook_HeadObserver) headObserver;
+static atomic_uint_fast64_t firstLinesSeen;
 static pthread_once_t libraryConstructorOnce = PTHREAD_ONCE_INIT;
 static _Atomic(CFerryHook_RequestObserver) requestObserver;
 static atomic_uint_fast64_t requestsSeen;
@@ -32,6 +56,7 @@ static void findLibraryConstructor(void) {
     libraryConnectionConstructor =
         (ConnectionConstructor)dlsym(RTLD_NEXT, "evhttp_connection_base_bufferevent_new");
     libraryConnectionDestructor = (ConnectionDestructor)dlsym(RTLD_NEXT, "evhttp_connection_free");
+    libraryFirstLineParser = (FirstLineParser)dlsym(RTLD_NEXT, "evhttp_parse_firstline_");
 }
 
 int64_t CFerryHook_connectionsOpen(void) {
@@ -46,9 +71,22 @@ struct evhttp_connection *evhttp_connection_base_bufferevent_new(
     if (libraryConnectionConstructor == NULL) {
         return NULL;
     }
+    // Past the cap a connection costs nothing but the accept: libevent closes the socket
+    // when it gets no connection object.
+    if (atomic_load(&connectionsOpen) >= atomic_load(&connectionCap)) {
+        atomic_fetch_add(&connectionsRefused, 1);
+        return NULL;
+    }
     struct evhttp_connection *connection = libraryConnectionConstructor(base, dns, events, address, port);
     if (connection != NULL) {
-        atomic_fetch_add(&connectionsOpen, 1);
+        int64_t before = atomic_fetch_add(&connectionsOpen, 1);
+        if (before >= atomic_load(&connectionMaximum)) {
+            pthread_mutex_lock(&overflowLock);
+            if (atomic_load(&overflowCount) < overflowCapacity) {
+                overflow[atomic_fetch_add(&overflowCount, 1)] = connection;
+            }
+            pthread_mutex_unlock(&overflowLock);
+        }
     }
     return connection;
 }
@@ -56,6 +94,18 @@ struct evhttp_connection *evhttp_connection_base_bufferevent_new(
 void evhttp_connection_free(struct evhttp_connection *connection) {
     pthread_once(&libraryConstructorOnce, findLibraryConstructor);
     if (libraryConnectionDestructor != NULL) {
+        if (atomic_load(&overflowCount) > 0) {
+            pthread_mutex_lock(&overflowLock);
+            size_t count = atomic_load(&overflowCount);
+            for (size_t index = 0; index < count; index++) {
+                if (overflow[index] == connection) {
+                    overflow[index] = overflow[count - 1];
+                    atomic_store(&overflowCount, count - 1);
+                    break;
+                }
+            }
+            pthread_mutex_unlock(&overflowLock);
+        }
         libraryConnectionDestructor(connection);
         atomic_fetch_sub(&connectionsOpen, 1);
     }
@@ -84,4 +134,86 @@ struct evhttp_request *evhttp_request_new(
         }
     }
     return request;
+}
+
+void CFerryHook_setConnectionLimits(int64_t maximum, int64_t cap) {
+    pthread_mutex_lock(&overflowLock);
+    size_t capacity = cap > maximum ? (size_t)(cap - maximum) : 0;
+    if (capacity > overflowCapacity) {
+        struct evhttp_connection **grown = realloc(overflow, capacity * sizeof *overflow);
+        if (grown != NULL) {
+            overflow = grown;
+            overflowCapacity = capacity;
+        }
+    }
+    atomic_store(&connectionMaximum, maximum);
+    atomic_store(&connectionCap, cap);
+    pthread_mutex_unlock(&overflowLock);
+}
+
+bool CFerryHook_isOverflowConnection(const struct evhttp_connection *connection) {
+    if (atomic_load(&overflowCount) == 0) {
+        return false;
+    }
+    bool found = false;
+    pthread_mutex_lock(&overflowLock);
+    size_t count = atomic_load(&overflowCount);
+    for (size_t index = 0; index < count && !found; index++) {
+        found = overflow[index] == connection;
+    }
+    pthread_mutex_unlock(&overflowLock);
+    return found;
+}
+
+uint64_t CFerryHook_connectionsRefused(void) {
+    return atomic_load(&connectionsRefused);
+}
+
+uint64_t CFerryHook_firstLinesSeen(void) {
+    return atomic_load(&firstLinesSeen);
+}
+
+void CFerryHook_setHeadObserver(CFerryHook_HeadObserver observer) {
+    atomic_store(&headObserver, observer);
+}
+
+// libevent calls this each time bytes arrive while it waits for a request line: the first
+// call for a request is the moment its head began, which the header deadline counts from.
+int evhttp_parse_firstline_(struct evhttp_request *request, struct evbuffer *buffer) {
+    pthread_once(&libraryConstructorOnce, findLibraryConstructor);
+    atomic_fetch_add(&firstLinesSeen, 1);
+    CFerryHook_HeadObserver observer = atomic_load(&headObserver);
+    if (observer != NULL && request->kind == EVHTTP_REQUEST) {
+        observer(request, request->evcon, request->cb_arg);
+    }
+    return libraryFirstLineParser(request, buffer);
+}
+
+// libevent logs every refused connection and every failed accept; under attack that is
+// thousands of lines a second. At most one line per second reaches stderr, with a count
+// of what was left out.
+static void quietLog(int severity, const char *message) {
+    static _Atomic(time_t) lastSecond;
+    static atomic_uint_fast64_t suppressed;
+    (void)severity;
+    time_t now = time(NULL);
+    time_t last = atomic_load(&lastSecond);
+    if (now == last || !atomic_compare_exchange_strong(&lastSecond, &last, now)) {
+        atomic_fetch_add(&suppressed, 1);
+        return;
+    }
+    char line[600];
+    uint64_t dropped = atomic_exchange(&suppressed, 0);
+    int length = dropped > 0
+        ? snprintf(line, sizeof line, "libevent: %s (%llu similar lines left out)\n", message,
+              (unsigned long long)dropped)
+        : snprintf(line, sizeof line, "libevent: %s\n", message);
+    if (length > 0) {
+        ssize_t written = write(STDERR_FILENO, line, (size_t)length < sizeof line ? (size_t)length : sizeof line - 1);
+        (void)written;
+    }
+}
+
+void CFerryHook_quietLibeventLogs(void) {
+    event_set_log_callback(quietLog);
 }

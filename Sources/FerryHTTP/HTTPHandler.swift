@@ -6,10 +6,15 @@ public protocol HTTPHandler: AnyObject {
     /// The answer to `head` was handed to libevent (for counting; called on the loop's
     /// thread). Answers libevent makes on its own (its 400 and 413) are not reported.
     func answered(_ head: HTTPRequestHead, status: Int)
+    /// Accepting a connection failed with `errno` (descriptors or memory ran out); the
+    /// listener pauses for `pause` seconds instead of trying again at once. Called on the
+    /// loop's thread.
+    func acceptFailed(errno: Int32, pause: Double)
 }
 
 extension HTTPHandler {
     public func answered(_ head: HTTPRequestHead, status: Int) {}
+    public func acceptFailed(errno: Int32, pause: Double) {}
 }
 
 /// The outcome of judging a request head.

@@ -15,10 +15,17 @@ public final class HTTPServer: @unchecked Sendable {
     private let connectionLimit: ConnectionLimit?
     private let bodyRate: BodyRateLimit?
     private let maxChunkSize: Int
+    private let headerTimeout: Double?
     private var watchdog: OpaquePointer?
     private var boundSocket: OpaquePointer?
+    private var listener: OpaquePointer?
     private var exchanges: [OpaquePointer: Exchange] = [:]
     private var requestsByConnection: [OpaquePointer: OpaquePointer] = [:]
+    /// Connections whose request head has begun and is not complete, with that request and
+    /// the monotonic time of its first byte.
+    private var arrivingHeads: [OpaquePointer: (request: OpaquePointer, since: Double)] = [:]
+    /// How long the listener rests after a failed accept.
+    static let acceptPause = 0.1
 
     /// Creates a server that asks `handler` about every request.
     ///
@@ -28,13 +35,23 @@ public final class HTTPServer: @unchecked Sendable {
     ///   - maxHeaderSize: the request line and header fields together, in bytes; longer
     ///     heads are answered 400 by libevent and the connection closed.
     ///   - connectionLimit: open connections past which requests get its answer (and the
-    ///     connection is closed); libevent 2.1 has no such limit of its own.
+    ///     connection is closed), and the cap past which sockets are closed unread;
+    ///     libevent 2.1 has no such limit of its own.
+    ///   - headerTimeout: seconds from the first byte of a request head to its end; a head
+    ///     still incomplete then has its connection closed (the idle timeout alone is reset
+    ///     by every byte, so a byte now and then would hold the connection forever).
     public init(
         loop: EventLoop, handler: HTTPHandler, maxBodySize: UInt64, maxHeaderSize: Int = 32 * 1024,
-        idleTimeout: Int32, connectionLimit: ConnectionLimit? = nil, bodyRate: BodyRateLimit? = nil,
-        maxChunkSize: Int = 8 << 20
+        idleTimeout: Int32, headerTimeout: Double? = nil, connectionLimit: ConnectionLimit? = nil,
+        bodyRate: BodyRateLimit? = nil, maxChunkSize: Int = 8 << 20
     ) throws {
         self.maxChunkSize = maxChunkSize
+        self.headerTimeout = headerTimeout
+        if let connectionLimit {
+            CFerryHook_setConnectionLimits(connectionLimit.maximum, connectionLimit.cap)
+            LingeringClose.setCap(connectionLimit.lingeringCap)
+        }
+        CFerryHook_quietLibeventLogs()
         self.connectionLimit = connectionLimit
         self.bodyRate = bodyRate
         guard let http = evhttp_new(loop.base) else {
@@ -56,12 +73,14 @@ public final class HTTPServer: @unchecked Sendable {
                 ServerRegistry.server(for: argument)?.bodyComplete(request)
             }, UnsafeMutableRawPointer(http))
         ServerRegistry.register(self, for: http)
-        if bodyRate != nil {
+        if bodyRate != nil || headerTimeout != nil {
             let me = Unmanaged.passUnretained(self).toOpaque()
             watchdog = event_new(
                 loop.base, -1, Int16(EV_PERSIST),
                 { _, _, argument in
-                    Unmanaged<HTTPServer>.fromOpaque(argument!).takeUnretainedValue().closeSlowBodies()
+                    let server = Unmanaged<HTTPServer>.fromOpaque(argument!).takeUnretainedValue()
+                    server.closeSlowHeads()
+                    server.closeSlowBodies()
                 }, me)
             var second = timeval(tv_sec: 1, tv_usec: 0)
             event_add(watchdog, &second)
@@ -100,13 +119,36 @@ public final class HTTPServer: @unchecked Sendable {
             throw HTTPServerError.bind(address: address, reason: "evhttp_bind_listener failed")
         }
         boundSocket = bound
+        listener = made
+        // Without an error callback libevent logs the failure and tries again at once: out
+        // of descriptors, that is a busy loop writing a log line per try.
+        evconnlistener_set_error_cb(made) { listener, argument in
+            guard let listener, let argument else { return }
+            ServerRegistry.server(for: argument)?.acceptFailed(listener)
+        }
         return SocketAddress.local(of: evconnlistener_get_fd(made)) ?? address
+    }
+
+    /// Rests the listener after a failed accept, then listens again (unless it was closed).
+    private func acceptFailed(_ failed: OpaquePointer) {
+        let error = errno
+        evconnlistener_disable(failed)
+        handler.acceptFailed(errno: error, pause: Self.acceptPause)
+        var pause = timeval(tv_sec: 0, tv_usec: Int(Self.acceptPause * 1_000_000))
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        event_base_once(
+            loop.base, -1, Int16(EV_TIMEOUT),
+            { _, _, argument in
+                let server = Unmanaged<HTTPServer>.fromOpaque(argument!).takeUnretainedValue()
+                if let listener = server.listener { evconnlistener_enable(listener) }
+            }, me, &pause)
     }
 
     /// Closes the listening socket: new connections are refused. Call on the loop's thread.
     public func stopAccepting() {
         if let boundSocket { evhttp_del_accept_socket(http, boundSocket) }
         boundSocket = nil
+        listener = nil
     }
 
     /// Connections open right now, on every server in the process.
@@ -132,7 +174,34 @@ public final class HTTPServer: @unchecked Sendable {
         }
     }
 
+    /// Bytes of a request line arrived: the first time for `request` starts its deadline.
+    /// The connection's close callback forgets it if the client leaves first.
+    func headArriving(_ request: OpaquePointer, on connection: OpaquePointer) {
+        guard headerTimeout != nil, arrivingHeads[connection]?.request != request else { return }
+        arrivingHeads[connection] = (request, Exchange.now())
+        evhttp_connection_set_closecb(
+            connection,
+            { connection, argument in
+                guard let connection, let argument else { return }
+                Unmanaged<HTTPServer>.fromOpaque(argument).takeUnretainedValue().connectionClosed(connection)
+            }, Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    /// Closes connections whose request head began more than the header timeout ago.
+    private func closeSlowHeads() {
+        guard let headerTimeout else { return }
+        let now = Exchange.now()
+        let late = arrivingHeads.filter { now - $0.value.since > headerTimeout }.keys
+        for connection in late where arrivingHeads.removeValue(forKey: connection) != nil {
+            evhttp_connection_set_closecb(connection, nil, nil)
+            evhttp_connection_free(connection)
+        }
+    }
+
     private func headersComplete(_ request: OpaquePointer) -> Int32 {
+        if let connection = evhttp_request_get_connection(request) {
+            arrivingHeads[connection] = nil
+        }
         let head = HTTPRequestHead(request: request)
         let exchange = Exchange(request: request, head: head)
         exchanges[request] = exchange
@@ -154,7 +223,11 @@ public final class HTTPServer: @unchecked Sendable {
                 }, me)
         }
         let admission: HTTPAdmission
-        if let connectionLimit, CFerryHook_connectionsOpen() > connectionLimit.maximum {
+        // A connection made past the maximum is refused, not the oldest ones: a flood of
+        // new connections cannot take service away from those already being served.
+        if let connectionLimit, let connection = evhttp_request_get_connection(request),
+            CFerryHook_isOverflowConnection(connection)
+        {
             admission = .reject(connectionLimit.answer)
         } else {
             admission = handler.admit(head)
@@ -254,6 +327,10 @@ public final class HTTPServer: @unchecked Sendable {
     /// this callback; once the body is complete it detaches the request from the dying
     /// connection, and the request is freed by our one `evhttp_send_reply`.
     private func connectionClosed(_ connection: OpaquePointer) {
+        if arrivingHeads.removeValue(forKey: connection) != nil {
+            // The client left (or the idle timeout struck) mid-head: libevent frees the request.
+            return
+        }
         guard let request = requestsByConnection.removeValue(forKey: connection),
             let exchange = exchanges[request]
         else { return }
@@ -360,14 +437,22 @@ final class Exchange: @unchecked Sendable {
     }
 }
 
-/// At most `maximum` open connections; requests on connections past it get `answer`.
+/// At most `maximum` open connections; requests on connections made past it get `answer`,
+/// and sockets accepted past `cap` are closed before anything is read. The cap bounds the
+/// descriptors connections can take whatever clients do.
 public struct ConnectionLimit: Sendable {
     public var maximum: Int64
     public var answer: HTTPResponse
+    /// Connections past which an accepted socket is closed at once.
+    public var cap: Int64
+    /// Sockets that may linger after an early answer (each holds a descriptor).
+    public var lingeringCap: Int
 
-    public init(maximum: Int64, answer: HTTPResponse) {
+    public init(maximum: Int64, answer: HTTPResponse, cap: Int64? = nil, lingeringCap: Int = 1024) {
         self.maximum = maximum
         self.answer = answer
+        self.cap = cap ?? maximum + max(16, maximum / 16)
+        self.lingeringCap = lingeringCap
     }
 }
 

@@ -13,20 +13,28 @@ import Synchronization
 final class LingeringClose {
     /// Sockets lingering in the process; past the cap they are closed at once.
     private static let lingering = Atomic<Int>(0)
-    static let cap = 1024
+    private static let limit = Atomic<Int>(1024)
+    /// Where every lingering socket's bytes go: they are never read, so one area serves all
+    /// (1,024 lingering sockets used to hold 64 KiB each).
+    // Written by recv on any loop thread and never read: races cannot matter.
+    nonisolated(unsafe) private static let discard = UnsafeMutableRawPointer.allocate(
+        byteCount: 64 * 1024, alignment: 16)
     static let quietSeconds = 2
     static let maximumSeconds = 10.0
 
     private let descriptor: Int32
     private let startedAt = Exchange.now()
     private var event: OpaquePointer?
-    /// Where drained bytes go; one buffer per lingering socket, not one per read.
-    private var discard = [UInt8](repeating: 0, count: 64 * 1024)
+
+    /// Sockets that may linger at once (each holds a descriptor).
+    static func setCap(_ cap: Int) {
+        limit.store(max(0, cap), ordering: .relaxed)
+    }
 
     /// Duplicates `descriptor` (close-on-exec) while libevent still owns it; nil when the
     /// cap is reached or the kernel refuses.
     static func keep(_ descriptor: Int32) -> Int32? {
-        guard lingering.add(1, ordering: .relaxed).newValue <= cap else {
+        guard lingering.add(1, ordering: .relaxed).newValue <= limit.load(ordering: .relaxed) else {
             lingering.subtract(1, ordering: .relaxed)
             return nil
         }
@@ -63,7 +71,7 @@ final class LingeringClose {
     private func readable(_ what: Int16) {
         if what & Int16(EV_READ) != 0 && Exchange.now() - startedAt < Self.maximumSeconds {
             // The descriptor shares libevent's non-blocking open file: recv never waits.
-            let count = recv(descriptor, &discard, discard.count, 0)
+            let count = recv(descriptor, Self.discard, 64 * 1024, 0)
             if count > 0 || (count < 0 && (errno == EAGAIN || errno == EINTR)) { return }
         }
         // End of the body, a quiet spell, an error, or time is up.

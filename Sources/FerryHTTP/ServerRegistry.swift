@@ -20,6 +20,11 @@ enum ServerRegistry {
             else { return }
             server.decorate(request)
         }
+        CFerryHook_setHeadObserver { request, connection, argument in
+            guard let request, let connection, let argument, let server = ServerRegistry.server(for: argument)
+            else { return }
+            server.headArriving(request, on: connection)
+        }
     }
 
     static func unregister(_ http: OpaquePointer) {

@@ -28,6 +28,10 @@ public enum StreamingProbe {
                     + "The executable must export evhttp_request_new (check `nm -D`) and "
                     + "libevent must call it through its PLT.")
         }
+        guard CFerryHook_firstLinesSeen() > 0 else {
+            throw HTTPServerError.streamingUnavailable(
+                "libevent parsed a request line without Ferry's hook, so --header-timeout cannot hold")
+        }
         guard connectionsCounted else {
             throw HTTPServerError.streamingUnavailable(
                 "libevent created a connection without Ferry's counting hook, so --max-connections cannot hold"

@@ -7,7 +7,12 @@ public struct FerryConfiguration: Sendable {
     public var spoolDirectory = "/var/spool/ferry"
     public var incus = "incus"
     public var maxBodySize: UInt64 = 1 << 30
-    public var pushTimeout = 300.0
+    /// Seconds any push may take (`--push-timeout`); more bytes get more, at `pushMinRate`.
+    public var pushTimeout = 15.0
+    /// Bytes per second a push must at least move (`--push-min-rate`).
+    public var pushMinRate: UInt64 = 2 << 20
+    /// Seconds from the first byte of a request head to its end (`--header-timeout`).
+    public var headerTimeout = 10.0
     /// Seconds a connection may stay silent (between requests or mid-body).
     public var idleTimeout: Int32 = 60
     /// Free space on the spool's file system that uploads may not use (`--min-free-disk`).

@@ -16,6 +16,7 @@ final class FerryRouter: HTTPHandler, Sendable {
     private let proxies: TrustedProxies
     private let logger: Logger
     private let isDraining = Atomic(false)
+    private let acceptFailures = Mutex((lastLogged: -Double.infinity, count: 0))
 
     /// - Parameter authorizer: the token policy; nil lets anyone who can connect do anything.
     init(
@@ -36,6 +37,26 @@ final class FerryRouter: HTTPHandler, Sendable {
     var draining: Bool {
         get { isDraining.load(ordering: .relaxed) }
         set { isDraining.store(newValue, ordering: .relaxed) }
+    }
+
+    func acceptFailed(errno: Int32, pause: Double) {
+        // Once a second at most, with how many were left out: under attack this happens
+        // for every connection attempt.
+        let now = Monotonic.seconds()
+        let skipped = acceptFailures.withLock { state -> Int? in
+            state.count += 1
+            guard now - state.lastLogged >= 1 else { return nil }
+            defer { state = (now, 0) }
+            return state.count - 1
+        }
+        guard let skipped else { return }
+        logger.warning(
+            "cannot accept connections; listening again shortly",
+            metadata: [
+                "error": "\(SystemError(call: "accept", errno: errno))",
+                "pause": "\(Monotonic.format(pause))s",
+                "failures_not_logged": "\(skipped)",
+            ])
     }
 
     func answered(_ head: HTTPRequestHead, status: Int) {

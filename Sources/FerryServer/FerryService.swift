@@ -26,13 +26,16 @@ public final class FerryService {
         signal(SIGPIPE, SIG_IGN)
         ChildProcess.keepInheritedDescriptorsFromChildren()
         let authorizer = try loadPolicy()
+        let budget = planDescriptors()
         let loops = try (0..<max(1, configuration.threads)).map { _ in try EventLoop() }
         try StreamingProbe.verify(on: loops[0])
         logger.debug("request streaming verified")
 
         let metrics = FerryMetrics()
         let spool = try Spool(directory: configuration.spoolDirectory)
-        let pusher = IncusPusher(executable: configuration.incus, timeout: configuration.pushTimeout)
+        let pusher = IncusPusher(
+            executable: configuration.incus, timeout: configuration.pushTimeout,
+            minimumRate: Double(configuration.pushMinRate))
         let service = DeliveryService(
             spool: spool, pusher: pusher, settings: configuration.delivery, logger: logger)
         _ = try service.start()
@@ -45,7 +48,7 @@ public final class FerryService {
         let router = FerryRouter(
             configuration: configuration, service: service, authorizer: authorizer, readiness: readiness,
             metrics: metrics, logger: logger)
-        let servers = try loops.map { try makeServer(on: $0, handler: router) }
+        let servers = try loops.map { try makeServer(on: $0, handler: router, budget: budget) }
         // Every loop has its own listener on the same address; the kernel spreads new
         // connections among them, so no lock or hand-off sits on the accept path.
         let shared = servers.count > 1
@@ -138,13 +141,35 @@ public final class FerryService {
         return authorizer
     }
 
-    private func makeServer(on loop: EventLoop, handler: FerryRouter) throws -> HTTPServer {
+    /// Raises the descriptor limit and fits the connection limits into it.
+    private func planDescriptors() -> DescriptorBudget {
+        let descriptors = DescriptorBudget.raiseLimit()
+        let budget = DescriptorBudget.plan(
+            descriptors: descriptors, requestedConnections: configuration.maxConnections,
+            workers: configuration.delivery.workers, loops: configuration.threads)
+        if budget.lowered {
+            logger.warning(
+                "--max-connections lowered to fit the descriptor limit",
+                metadata: [
+                    "requested": "\(configuration.maxConnections)",
+                    "max_connections": "\(budget.maxConnections)",
+                    "rlimit_nofile": "\(descriptors)",
+                ])
+        }
+        return budget
+    }
+
+    private func makeServer(on loop: EventLoop, handler: FerryRouter, budget: DescriptorBudget) throws
+        -> HTTPServer
+    {
         try HTTPServer(
             loop: loop, handler: handler, maxBodySize: configuration.maxBodySize,
             maxHeaderSize: configuration.maxHeaderSize, idleTimeout: configuration.idleTimeout,
+            headerTimeout: configuration.headerTimeout,
             connectionLimit: ConnectionLimit(
-                maximum: Int64(configuration.maxConnections),
-                answer: APIError.tooManyConnections(limit: configuration.maxConnections).response),
+                maximum: Int64(budget.maxConnections),
+                answer: APIError.tooManyConnections(limit: budget.maxConnections).response,
+                cap: Int64(budget.connectionCap), lingeringCap: budget.lingeringCap),
             bodyRate: configuration.minBodyRate == 0
                 ? nil
                 : BodyRateLimit(

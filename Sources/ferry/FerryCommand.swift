@@ -87,8 +87,17 @@ struct FerryCommand: ParsableCommand {
             valueName: "size"))
     var maxChunkSize: ByteSize = ByteSize(bytes: 8 << 20)
 
-    @Option(help: "Open connections past which requests are refused with 503 and the connection closed.")
+    @Option(
+        help:
+            "Open connections past which requests are refused with 503 and the connection closed; past it by a sixteenth (at least 16), sockets are closed unread. Each connection may hold two descriptors (socket and spool file): Ferry raises its soft RLIMIT_NOFILE to the hard limit and lowers this value, with a warning, to what the limit holds after a reserve for pushes, the spool and lingering closes."
+    )
     var maxConnections = 1024
+
+    @Option(
+        help: ArgumentHelp(
+            "Time from the first byte of a request head to its end; a slower head has its connection closed.",
+            valueName: "duration"))
+    var headerTimeout: Seconds = Seconds(value: 10)
 
     @Option(
         help: "Event loops, each on its own thread and its own SO_REUSEPORT listener (default: one per core)."
@@ -143,8 +152,15 @@ struct FerryCommand: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Time one `incus file push` may take before it is killed and retried.", valueName: "duration"))
-    var pushTimeout: Seconds = Seconds(value: 300)
+            "Time any `incus file push` may take before it is killed and retried; a push of many bytes gets more, at --push-min-rate.",
+            valueName: "duration"))
+    var pushTimeout: Seconds = Seconds(value: 15)
+
+    @Option(
+        help: ArgumentHelp(
+            "The slowest rate a push is allowed: its timeout is --push-timeout plus its bytes at this rate.",
+            valueName: "size"))
+    var pushMinRate: ByteSize = ByteSize(bytes: 2 << 20)
 
     @Option(help: "Push attempts per upload in all, the first included.")
     var maxAttempts = 5
@@ -199,6 +215,10 @@ struct FerryCommand: ParsableCommand {
         guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
         guard idleTimeout.value >= 1 else { throw ValidationError("--idle-timeout must be at least 1s") }
         guard pushTimeout.value > 0 else { throw ValidationError("--push-timeout must be above 0") }
+        guard pushMinRate.bytes > 0 else { throw ValidationError("--push-min-rate must be above 0") }
+        guard headerTimeout.value >= 0.5 else {
+            throw ValidationError("--header-timeout must be at least 0.5s")
+        }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError(
                 "--log-level must be one of: trace, debug, info, notice, warning, error, critical")
@@ -232,6 +252,8 @@ struct FerryCommand: ParsableCommand {
         settings.bodyRateGrace = bodyRateGrace.value
         settings.maxChunkSize = Int(clamping: maxChunkSize.bytes)
         settings.pushTimeout = pushTimeout.value
+        settings.pushMinRate = pushMinRate.bytes
+        settings.headerTimeout = headerTimeout.value
         settings.shutdownTimeout = shutdownTimeout.value
         settings.delivery.workers = workers
         settings.delivery.batchMax = batchMax

@@ -65,7 +65,8 @@ final class AccessPolicyTests: XCTestCase {
         let valid = "    sha256: \(digestA)\n    containers: [c1]\n    paths: [/srv]\n"
         let table: [(String, String)] = [
             ("tokens: [", "not a valid policy"),
-            ("nothing: 1", "missing 'tokens'"),
+            ("nothing: 1", "unknown key 'nothing' (known: tokens)"),
+            ("{}", "missing 'tokens'"),
             (entry("    containers: [c1]\n    paths: [/srv]\n"), "missing 'sha256'"),
             (entry("    sha256: abc\n    containers: [c1]\n    paths: [/srv]\n"), "64 hex digits"),
             (entry("    sha256: \(digestA)\n    containers: []\n    paths: [/srv]\n"), "containers is empty"),
@@ -85,5 +86,48 @@ final class AccessPolicyTests: XCTestCase {
                 XCTAssertTrue("\(error)".contains(fragment), "\(error) should mention \(fragment)")
             }
         }
+    }
+}
+
+/// Round 2's rules: unknown keys, quotas, and paths compared as bytes.
+final class AccessPolicyStrictnessTests: XCTestCase {
+    private func policy(_ extra: String) -> String {
+        """
+        tokens:
+          - name: alice
+            sha256: \(AccessPolicy.digest(ofToken: "a"))
+            containers: [c1]
+            paths: ["/srv/café", "/srv/K8s"]
+        \(extra)
+        """
+    }
+
+    func testAMisspelledKeyIsRefusedByName() {
+        XCTAssertThrowsError(try AccessPolicy.parse(policy("    max-upload: 1K"))) { error in
+            XCTAssertTrue("\(error)".contains("unknown key 'max-upload'"), "\(error)")
+        }
+        XCTAssertThrowsError(try AccessPolicy.parse(policy("token_ttl: 5"))) { error in
+            XCTAssertTrue("\(error)".contains("unknown key 'token_ttl'"), "\(error)")
+        }
+    }
+
+    func testQuotasAreRead() throws {
+        let rule = try AccessPolicy.parse(policy("    max_queued: 3\n    max_spool_bytes: 2M")).rules[0]
+        XCTAssertEqual(rule.quota, Capacity.Quota(maxTasks: 3, maxBytes: 2 << 20))
+        XCTAssertThrowsError(try AccessPolicy.parse(policy("    max_queued: 0")))
+        XCTAssertThrowsError(try AccessPolicy.parse(policy("    max_spool_bytes: lots")))
+    }
+
+    func testPathRulesCompareBytesNotCanonicalEquivalence() throws {
+        let rule = try AccessPolicy.parse(policy("")).rules[0]
+        func refusal(_ path: String) -> String? {
+            rule.refusal(of: UploadRequest(container: "c1", path: path), size: 1)?.rule
+        }
+        XCTAssertNil(refusal("/srv/caf\u{e9}/x"), "the rule's own bytes (NFC)")
+        XCTAssertEqual(refusal("/srv/cafe\u{301}/x"), "paths", "NFD is another directory")
+        XCTAssertNil(refusal("/srv/K8s/x"))
+        XCTAssertEqual(refusal("/srv/\u{212a}8s/x"), "paths", "the Kelvin sign is not K")
+        XCTAssertEqual(refusal("/srv/K8sx"), "paths")
+        XCTAssertNil(refusal("/srv/K8s"))
     }
 }

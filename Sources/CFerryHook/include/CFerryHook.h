@@ -1,6 +1,7 @@
 #ifndef CFERRYHOOK_H
 #define CFERRYHOOK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 // Forward declaration only: event2 headers stay out of this public header (they define
@@ -25,5 +26,31 @@ uint64_t CFerryHook_requestsSeen(void);
 /// HTTP connections alive now, counted by interposing libevent's constructor and
 /// destructor of connections (2.1.12 has no connection limit of its own).
 int64_t CFerryHook_connectionsOpen(void);
+
+/// Connections made while `maximum` others are open are marked as overflow (their requests
+/// get a refusal); at most `cap` connections are made at all, and an accepted socket past
+/// it is closed at once by libevent (the cheapest refusal: nothing read, nothing written).
+void CFerryHook_setConnectionLimits(int64_t maximum, int64_t cap);
+
+/// Whether `connection` was made past the maximum.
+bool CFerryHook_isOverflowConnection(const struct evhttp_connection *connection);
+
+/// Sockets closed at once because the cap was reached.
+uint64_t CFerryHook_connectionsRefused(void);
+
+/// Called each time bytes arrive for a server request whose request line is not complete
+/// yet, with its connection and its `cb_arg` (the `struct evhttp *`).
+typedef void (*CFerryHook_HeadObserver)(
+    struct evhttp_request *request, struct evhttp_connection *connection, void *argument);
+
+/// Installs the observer of arriving heads (interposes `evhttp_parse_firstline_`). NULL removes it.
+void CFerryHook_setHeadObserver(CFerryHook_HeadObserver observer);
+
+/// How often the interposed `evhttp_parse_firstline_` ran. Zero after a request arrived
+/// means the header deadline cannot hold.
+uint64_t CFerryHook_firstLinesSeen(void);
+
+/// Sends libevent's own log lines to stderr at most once a second.
+void CFerryHook_quietLibeventLogs(void);
 
 #endif

@@ -34,6 +34,11 @@ public final class Capacity: Sendable {
         public var tasks = 0
         public var bytes: UInt64 = 0
 
+        public init(tasks: Int = 0, bytes: UInt64 = 0) {
+            self.tasks = tasks
+            self.bytes = bytes
+        }
+
         var isEmpty: Bool { tasks == 0 && bytes == 0 }
     }
 

@@ -15,7 +15,7 @@ struct DeliveryMetrics: Sendable {
     func attempt(_ result: PushResult, seconds: Double, files: Int = 1) {
         switch result {
         case .delivered: delivered.increment(by: files)
-        case .failed(let failure) where failure.kind == .transient: transient.increment(by: files)
+        case .failed(let failure) where failure.kind != .permanent: transient.increment(by: files)
         case .failed: permanent.increment(by: files)
         }
         duration.recordNanoseconds(Int64(seconds * 1e9))

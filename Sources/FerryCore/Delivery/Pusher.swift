@@ -21,6 +21,10 @@ public struct PushFailure: Error, Sendable, Equatable {
         case permanent
         /// Might work later (daemon down, timeout, anything unrecognised).
         case transient
+        /// The push could not even start (the system ran out of descriptors, processes or
+        /// memory): tried again later without counting an attempt, so it never makes a
+        /// dead letter of an accepted upload.
+        case unstarted
     }
 
     public var kind: Kind

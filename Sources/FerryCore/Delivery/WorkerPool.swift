@@ -124,12 +124,30 @@ public final class WorkerPool: Sendable {
                         "batch_files": "\(tasks.count)",
                     ])
             }
+        case .failed(let failure) where failure.kind == .unstarted:
+            metadata["outcome"] = "not_started"
+            metadata["incus"] = "\(failure.message)"
+            logger.warning("batch push", metadata: metadata)
+            for task in tasks { postpone(task, after: failure) }
         case .failed(let failure):
             // Not counted as an attempt of any member: each gets its own try now.
             metadata["outcome"] = "one_by_one"
             metadata["incus"] = "\(failure.message)"
             logger.warning("batch push", metadata: metadata)
             tasks.forEach(attempt)
+        }
+    }
+
+    /// Queues `task` again after a wait, its attempts as they were: its push never started.
+    private func postpone(_ task: UploadTask, after failure: PushFailure) {
+        var generator = SystemRandomNumberGenerator()
+        // At least the first backoff step, so a system out of descriptors is not asked
+        // again at once by every waiting task.
+        let delay = max(0.1, retryPolicy.delay(afterAttempt: 1, using: &generator))
+        lifecycle.willRetry(task, after: failure, delay: delay)
+        metrics.retries.increment()
+        DispatchQueue.global().asyncAfter(deadline: .now() + delay) {
+            self.queue.enqueue(task)
         }
     }
 
@@ -157,6 +175,11 @@ public final class WorkerPool: Sendable {
             metadata["outcome"] = "delivered"
             metadata["exit"] = "0"
             logger.info("push", metadata: metadata)
+        case .failed(let failure) where failure.kind == .unstarted:
+            metadata["outcome"] = "not_started"
+            metadata["incus"] = "\(failure.message)"
+            logger.warning("push", metadata: metadata)
+            postpone(queued, after: failure)
         case .failed(let failure):
             metadata["exit"] = "\(failure.exitStatus.map(String.init) ?? "none")"
             metadata["incus"] = "\(failure.message)"

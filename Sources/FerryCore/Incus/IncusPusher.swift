@@ -1,13 +1,25 @@
+import Glibc
+
 /// Delivers files by running `incus file push`: one process per task, or per batch.
 public struct IncusPusher: Pusher {
     /// The `incus` binary (a path, or a name searched on PATH).
     public var executable: String
-    /// Seconds a push may run before it is killed (and counted as transient).
+    /// Seconds any push may run before it is killed (and counted as transient).
     public var timeout: Double
+    /// Bytes per second a push must at least move: a push of `n` bytes may run
+    /// `timeout + n / minimumRate` seconds, so a large file is not cut off and a stuck
+    /// small one does not hold its worker for long.
+    public var minimumRate: Double
 
-    public init(executable: String = "incus", timeout: Double = 300) {
+    public init(executable: String = "incus", timeout: Double = 15, minimumRate: Double = 2 * 1024 * 1024) {
         self.executable = executable
         self.timeout = timeout
+        self.minimumRate = minimumRate
+    }
+
+    /// The time allowed for pushing `bytes`.
+    public func timeout(forBytes bytes: UInt64) -> Double {
+        timeout + Double(bytes) / minimumRate
     }
 
     /// The argv after the program name. Owner and mode are always given: Incus would copy
@@ -35,23 +47,31 @@ public struct IncusPusher: Pusher {
     }
 
     public func push(_ task: UploadTask) -> PushResult {
-        run(Self.arguments(for: task))
+        run(Self.arguments(for: task), timeout: timeout(forBytes: task.bytes))
     }
 
     public func push(_ tasks: [UploadTask], sources: [String]) -> PushResult {
-        run(Self.arguments(for: tasks, sources: sources))
+        run(
+            Self.arguments(for: tasks, sources: sources),
+            timeout: timeout(forBytes: tasks.reduce(0) { $0 + $1.bytes }))
     }
 
-    private func run(_ arguments: [String]) -> PushResult {
+    private func run(_ arguments: [String], timeout: Double) -> PushResult {
         let outcome: ProcessOutcome
         do {
             outcome = try ChildProcess.run(executable, arguments: arguments, timeout: timeout)
         } catch {
-            return .failed(PushFailure(kind: .transient, message: "cannot run \(executable): \(error)"))
+            // Out of descriptors, processes or memory: the push never started, which says
+            // nothing about the file or its destination.
+            let kind: PushFailure.Kind =
+                [EMFILE, ENFILE, EAGAIN, ENOMEM].contains(error.errno) ? .unstarted : .transient
+            return .failed(PushFailure(kind: kind, message: "cannot run \(executable): \(error)"))
         }
         if outcome.timedOut {
             return .failed(
-                PushFailure(kind: .transient, message: "timed out after \(timeout)s and was killed"))
+                PushFailure(
+                    kind: .transient, message: "timed out after \(Monotonic.format(timeout))s and was killed")
+            )
         }
         if outcome.exitStatus == 0 { return .delivered }
         let message = Self.firstLine(outcome.standardError) ?? "exited without a message"

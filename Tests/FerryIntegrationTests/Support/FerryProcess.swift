@@ -10,7 +10,13 @@ final class FerryProcess {
     private var stopped = false
 
     /// Starts Ferry and waits until it says where it listens.
-    init(arguments: [String] = [], spool: URL? = nil, environment: [String: String] = [:]) throws {
+    ///
+    /// - Parameter launcher: a program and its arguments that run Ferry (e.g. `prlimit`
+    ///   with limits), or empty to run it directly.
+    init(
+        arguments: [String] = [], spool: URL? = nil, environment: [String: String] = [:],
+        launcher: [String] = []
+    ) throws {
         guard let binary = ProcessInfo.processInfo.environment["FERRY_BIN"] else {
             throw TestSetupError("FERRY_BIN is not set: run the tests with `make test`")
         }
@@ -18,8 +24,14 @@ final class FerryProcess {
             spool
             ?? URL(fileURLWithPath: NSTemporaryDirectory())
             .appendingPathComponent("ferry-test-\(UUID().uuidString)/spool")
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["--listen", "127.0.0.1:0", "--spool", self.spool.path] + arguments
+        let ferryArguments = ["--listen", "127.0.0.1:0", "--spool", self.spool.path] + arguments
+        if let program = launcher.first {
+            process.executableURL = URL(fileURLWithPath: program)
+            process.arguments = launcher.dropFirst() + [binary] + ferryArguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = ferryArguments
+        }
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let errors = Pipe()
         process.standardError = errors
@@ -104,9 +116,24 @@ final class FerryProcess {
 
     /// Peak resident set size of the process so far, in bytes (VmHWM).
     func peakResidentBytes() throws -> Int {
+        try statusField("VmHWM:")
+    }
+
+    /// Resident set size of the process now, in bytes (VmRSS).
+    func residentBytes() throws -> Int {
+        try statusField("VmRSS:")
+    }
+
+    /// Descriptors the process holds now.
+    func openDescriptors() throws -> Int {
+        try FileManager.default.contentsOfDirectory(atPath: "/proc/\(process.processIdentifier)/fd").count
+    }
+
+    private func statusField(_ name: String) throws -> Int {
         let status = try String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)
-        let line = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }!
-        let kilobytes = Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])!
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(name) }),
+            let kilobytes = Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])
+        else { throw TestSetupError("no \(name) in /proc status") }
         return kilobytes * 1024
     }
 }

@@ -29,22 +29,25 @@ func waitUntil(_ what: String, timeout: Double = 30, _ condition: () throws -> B
 
 /// The `/tasks` API, over raw sockets.
 enum TaskAPI {
-    static func request(_ ferry: FerryProcess, _ method: String, _ target: String) throws -> RawResponse {
+    static func request(_ ferry: FerryProcess, _ method: String, _ target: String, token: String? = nil)
+        throws
+        -> RawResponse
+    {
         let client = try RawHTTPClient(port: ferry.port)
-        try client.sendHead(method, target, [])
+        try client.sendHead(method, target, token.map { [("Authorization", "Bearer \($0)")] } ?? [])
         return try client.readResponse()
     }
 
     /// The status of task `id` (fails the test if it is not 200).
-    static func get(_ ferry: FerryProcess, _ id: String) throws -> [String: Any] {
-        let response = try request(ferry, "GET", "/tasks/\(id)")
+    static func get(_ ferry: FerryProcess, _ id: String, token: String? = nil) throws -> [String: Any] {
+        let response = try request(ferry, "GET", "/tasks/\(id)", token: token)
         guard response.status == 200 else {
             throw TestSetupError("GET /tasks/\(id) answered \(response.status)")
         }
         return response.json
     }
 
-    static func state(_ ferry: FerryProcess, _ id: String) throws -> String {
-        try get(ferry, id)["state"] as? String ?? "?"
+    static func state(_ ferry: FerryProcess, _ id: String, token: String? = nil) throws -> String {
+        try get(ferry, id, token: token)["state"] as? String ?? "?"
     }
 }

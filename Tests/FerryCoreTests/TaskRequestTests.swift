@@ -1,0 +1,60 @@
+import XCTest
+
+@testable import FerryServer
+
+/// `/tasks` requests are parsed without trusting the method, the path or the query.
+final class TaskRequestTests: XCTestCase {
+    private let states = ["queued", "failed"]
+
+    private func parse(_ query: String?) -> Result<TaskRequest, TaskRequest.Problem> {
+        parse("GET", "/tasks", query)
+    }
+
+    private func parse(_ method: String, _ path: String, _ query: String?) -> Result<
+        TaskRequest, TaskRequest.Problem
+    > {
+        TaskRequest.parse(method: method, path: path, query: query, states: states)
+    }
+
+    func testTheQueryThatCrashedTheProcessIsABadQuery() {
+        XCTAssertEqual(parse("="), .failure(.badQuery("unknown query parameter ''")))
+    }
+
+    func testMalformedQueriesAreRefusedWithAReason() {
+        let refused = [
+            "=x", "==", "state", "state=", "state=bogus", "limit=0", "limit=1001", "limit=-1", "limit=1e3",
+            "limit=99999999999999999999", "limit= 5", "after=", "after", "%", "state=%zz", "x=1",
+            "state=queued&state=failed", "limit=5&limit=5",
+        ]
+        for query in refused {
+            guard case .failure(.badQuery(let reason)) = parse(query) else {
+                XCTFail("\(query) was not refused: \(parse(query))")
+                continue
+            }
+            XCTAssertFalse(reason.isEmpty, query)
+        }
+    }
+
+    func testAcceptedQueries() {
+        XCTAssertEqual(parse(nil), .success(.list(.init(state: nil, limit: 100, after: nil))))
+        XCTAssertEqual(parse(""), .success(.list(.init(state: nil, limit: 100, after: nil))))
+        XCTAssertEqual(parse("&&"), .success(.list(.init(state: nil, limit: 100, after: nil))))
+        XCTAssertEqual(
+            parse("state=failed&limit=7&after=ab%63"),
+            .success(.list(.init(state: "failed", limit: 7, after: "abc"))))
+    }
+
+    func testRoutesAndMethods() {
+        XCTAssertEqual(parse("GET", "/tasks/abc", nil), .success(.show(id: "abc")))
+        XCTAssertEqual(parse("HEAD", "/tasks/abc", nil), .success(.show(id: "abc")))
+        XCTAssertEqual(parse("DELETE", "/tasks/abc", nil), .success(.delete(id: "abc")))
+        XCTAssertEqual(parse("POST", "/tasks/abc/retry", nil), .success(.retry(id: "abc")))
+        XCTAssertEqual(parse("GET", "/tasks/abc/retry", nil), .failure(.methodNotAllowed(allowed: "POST")))
+        XCTAssertEqual(parse("POST", "/tasks", nil), .failure(.methodNotAllowed(allowed: "GET, HEAD")))
+        XCTAssertEqual(
+            parse("PUT", "/tasks/abc", nil), .failure(.methodNotAllowed(allowed: "GET, HEAD, DELETE")))
+        for path in ["/tasks/", "/tasks//retry", "/tasks/a/b", "/tasks/a/retry/x", "/tasksx", "/", ""] {
+            XCTAssertEqual(parse("GET", path, nil), .failure(.notFound), path)
+        }
+    }
+}

@@ -1,0 +1,41 @@
+// libFuzzer target for `/tasks` requests: any method, path and query must parse to a
+// request or a problem, never trap, and what parses must keep the route's promises. Built
+// and run by `make fuzz` (and briefly by `make test`) with
+// Sources/FerryServer/Routes/TaskRequest.swift compiled in.
+
+private let methods = ["GET", "HEAD", "POST", "DELETE", "PUT", "PATCH", "OPTIONS"]
+private let states = ["queued", "pushing", "retrying", "delivered", "failed"]
+
+private func check(_ condition: Bool, _ promise: String, _ input: String) {
+    if !condition { fatalError("parsed a request that breaks '\(promise)': \(input)") }
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzTaskRequest(_ data: UnsafePointer<UInt8>, _ count: Int) -> CInt {
+    guard count > 0 else { return 0 }
+    let method = methods[Int(data[0]) % methods.count]
+    let target = String(decoding: UnsafeBufferPointer(start: data + 1, count: count - 1), as: UTF8.self)
+    let path: String
+    let query: String?
+    if let mark = target.firstIndex(of: "?") {
+        path = String(target[..<mark])
+        query = String(target[target.index(after: mark)...])
+    } else {
+        path = target
+        query = nil
+    }
+    let input = "\(method) \(target)"
+    switch TaskRequest.parse(method: method, path: path, query: query, states: states) {
+    case .success(.list(let list)):
+        check(path == "/tasks", "only /tasks lists", input)
+        check((1...TaskRequest.maximumLimit).contains(list.limit), "bounded limit", input)
+        check(list.state.map(states.contains) ?? true, "a known state", input)
+        check(list.after.map { !$0.isEmpty } ?? true, "a cursor names a task", input)
+    case .success(.show(let id)), .success(.delete(let id)), .success(.retry(let id)):
+        check(!id.isEmpty && !id.contains("/"), "one path segment as id", input)
+        check(path.hasPrefix("/tasks/\(id)"), "the id comes from the path", input)
+    case .failure:
+        break
+    }
+    return 0
+}
