@@ -35,7 +35,11 @@ public final class FerryService {
         let spool = try Spool(directory: configuration.spoolDirectory)
         let pusher = IncusPusher(
             executable: configuration.incus, timeout: configuration.pushTimeout,
-            minimumRate: Double(configuration.pushMinRate))
+            minimumRate: Double(configuration.pushMinRate),
+            inspector: IncusFileInspector(
+                socketPath: IncusFileInspector.defaultSocketPath(
+                    environment: ProcessInfo.processInfo.environment)),
+            logger: logger)
         let service = DeliveryService(
             spool: spool, pusher: pusher, settings: configuration.delivery, logger: logger)
         _ = try service.start()

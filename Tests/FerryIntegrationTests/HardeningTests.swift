@@ -61,7 +61,12 @@ final class HardeningTests: XCTestCase {
         let ferry = try FerryProcess(
             arguments: ["--header-timeout", "5"], launcher: ["/usr/bin/prlimit", "--nofile=256:256", "--"])
         try ferry.waitForLog(containing: "--max-connections lowered", "rlimit_nofile=256")
+        // Connections Ferry is already serving (one answer each proves it accepted them).
         let clients = try (0..<20).map { _ in try RawHTTPClient(port: ferry.port) }
+        for client in clients {
+            try client.sendHead("GET", "/healthz", [])
+            XCTAssertEqual(try client.readResponse().status, 200)
+        }
         let attack = SlowHeads(count: 600, port: ferry.port, reconnect: true, interval: 0.05)
         defer { attack.stop() }
         var ids: [String] = []

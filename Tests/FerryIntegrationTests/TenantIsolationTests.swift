@@ -142,10 +142,13 @@ final class TenantIsolationTests: XCTestCase {
             XCTAssertTrue((response.json["detail"] as? String ?? "").contains("rule: paths"))
         }
         for path in ["/tmp/caf\u{e9}/x", "/tmp/K8s/x"] {
-            let response = try upload(ferry, token: alice, path: path, size: 0)
+            let response = try call(
+                ferry, "POST", "/upload", token: alice,
+                [("X-Container-Name", "c1"), ("X-File-Path", path), ("X-Create-Dirs", "true")], body: [1])
             XCTAssertEqual(response.status, 202, path)
-            // The parent does not exist: only the admission is under test.
-            try ferry.waitForSettlement(of: Uploads.taskID(response))
+            XCTAssertTrue(
+                try ferry.waitForSettlement(of: Uploads.taskID(response)).contains("outcome=delivered"))
+            try Incus.remove(container: "c1", path: String(path.dropLast(2)))
         }
     }
 

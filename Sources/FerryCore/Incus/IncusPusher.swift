@@ -1,4 +1,5 @@
 import Glibc
+import Logging
 
 /// Delivers files by running `incus file push`: one process per task, or per batch.
 public struct IncusPusher: Pusher {
@@ -11,10 +12,20 @@ public struct IncusPusher: Pusher {
     /// small one does not hold its worker for long.
     public var minimumRate: Double
 
-    public init(executable: String = "incus", timeout: Double = 15, minimumRate: Double = 2 * 1024 * 1024) {
+    /// Asks the daemon what each destination is before a push; nil pushes unasked.
+    public var inspector: IncusFileInspector?
+    /// Says when a destination could not be checked.
+    public var logger: Logger?
+
+    public init(
+        executable: String = "incus", timeout: Double = 15, minimumRate: Double = 2 * 1024 * 1024,
+        inspector: IncusFileInspector? = nil, logger: Logger? = nil
+    ) {
         self.executable = executable
         self.timeout = timeout
         self.minimumRate = minimumRate
+        self.inspector = inspector
+        self.logger = logger
     }
 
     /// The time allowed for pushing `bytes`.
@@ -47,13 +58,41 @@ public struct IncusPusher: Pusher {
     }
 
     public func push(_ task: UploadTask) -> PushResult {
-        run(Self.arguments(for: task), timeout: timeout(forBytes: task.bytes))
+        if let refusal = refusal(of: [task]) { return .failed(refusal) }
+        return run(Self.arguments(for: task), timeout: timeout(forBytes: task.bytes))
     }
 
     public func push(_ tasks: [UploadTask], sources: [String]) -> PushResult {
-        run(
+        // A bad destination fails the batch; the pool then pushes its files one by one,
+        // and only that one fails.
+        if let refusal = refusal(of: tasks) { return .failed(refusal) }
+        return run(
             Self.arguments(for: tasks, sources: sources),
             timeout: timeout(forBytes: tasks.reduce(0) { $0 + $1.bytes }))
+    }
+
+    /// A permanent failure when a destination exists and is neither a regular file nor a
+    /// directory: a FIFO would hold the push (and a daemon thread) until the timeout, a
+    /// device would take the bytes. When the daemon cannot be asked, the push decides.
+    private func refusal(of tasks: [UploadTask]) -> PushFailure? {
+        guard let inspector, let first = tasks.first else { return nil }
+        let kinds: [DestinationKind]
+        do {
+            kinds = try inspector.inspect(instance: first.request.container, paths: tasks.map(\.request.path))
+        } catch {
+            logger?.debug(
+                "destinations not checked before the push",
+                metadata: ["container": "\(first.request.container)", "error": "\(error)"])
+            return nil
+        }
+        for (task, kind) in zip(tasks, kinds) {
+            if case .other(let name) = kind {
+                return PushFailure(
+                    kind: .permanent,
+                    message: "destination \(task.request.path) is a \(name); Ferry writes only regular files")
+            }
+        }
+        return nil
     }
 
     private func run(_ arguments: [String], timeout: Double) -> PushResult {
