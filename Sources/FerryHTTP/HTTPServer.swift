@@ -43,7 +43,7 @@ public final class HTTPServer: @unchecked Sendable {
     public init(
         loop: EventLoop, handler: HTTPHandler, maxBodySize: UInt64, maxHeaderSize: Int = 32 * 1024,
         idleTimeout: Int32, headerTimeout: Double? = nil, connectionLimit: ConnectionLimit? = nil,
-        bodyRate: BodyRateLimit? = nil, maxChunkSize: Int = 8 << 20
+        bodyRate: BodyRateLimit? = nil, maxChunkSize: Int = 2 << 20
     ) throws {
         self.maxChunkSize = maxChunkSize
         self.headerTimeout = headerTimeout
@@ -73,7 +73,9 @@ public final class HTTPServer: @unchecked Sendable {
                 ServerRegistry.server(for: argument)?.bodyComplete(request)
             }, UnsafeMutableRawPointer(http))
         ServerRegistry.register(self, for: http)
-        if bodyRate != nil || headerTimeout != nil {
+        // One tick a second: heads past their deadline, bodies that cannot go on, memory
+        // to give back.
+        do {
             let me = Unmanaged.passUnretained(self).toOpaque()
             watchdog = event_new(
                 loop.base, -1, Int16(EV_PERSIST),
@@ -81,6 +83,7 @@ public final class HTTPServer: @unchecked Sendable {
                     let server = Unmanaged<HTTPServer>.fromOpaque(argument!).takeUnretainedValue()
                     server.closeSlowHeads()
                     server.closeSlowBodies()
+                    MemoryReturn.tick()
                 }, me)
             var second = timeval(tv_sec: 1, tv_usec: 0)
             event_add(watchdog, &second)
@@ -282,18 +285,28 @@ public final class HTTPServer: @unchecked Sendable {
         }
     }
 
-    /// Closes connections whose body arrives slower than the minimum rate once the grace
-    /// period is over: the idle timeout alone lets a client trickle a byte now and then.
+    /// Closes connections whose body cannot go on: a chunk of a chunked body that does not
+    /// fit under `--max-chunk-size` (reading stopped at the mark, so the chunk can never
+    /// complete, and its bytes sit in memory; libevent would not even notice the client
+    /// leave), or a body that arrives slower than the minimum rate once the grace period is
+    /// over (the idle timeout alone lets a client trickle a byte now and then).
     private func closeSlowBodies() {
-        guard let bodyRate else { return }
         let now = Exchange.now()
-        let slow = exchanges.values.filter { exchange in
-            guard exchange.state == .streaming, exchange.consumer != nil else { return false }
+        let stuck = exchanges.values.filter { exchange in
+            guard exchange.state == .streaming, exchange.consumer != nil,
+                let connection = evhttp_request_get_connection(exchange.request)
+            else { return false }
+            if let events = evhttp_connection_get_bufferevent(connection),
+                evbuffer_get_length(bufferevent_get_input(events)) >= maxChunkSize
+            {
+                return true
+            }
+            guard let bodyRate else { return false }
             let elapsed = now - exchange.startedAt
             return elapsed > bodyRate.grace
                 && Double(exchange.bytesReceived) / elapsed < bodyRate.minimumBytesPerSecond
         }
-        for exchange in slow {
+        for exchange in stuck {
             guard exchange.state == .streaming,
                 let connection = evhttp_request_get_connection(exchange.request)
             else { continue }

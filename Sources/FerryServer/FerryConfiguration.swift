@@ -23,7 +23,7 @@ public struct FerryConfiguration: Sendable {
     public var minBodyRate: UInt64 = 1024
     public var bodyRateGrace = 30.0
     /// The largest chunk of a chunked body held in memory (`--max-chunk-size`).
-    public var maxChunkSize = 8 << 20
+    public var maxChunkSize = 2 << 20
     /// Open connections past which requests are refused with 503 (`--max-connections`).
     public var maxConnections = 1024
     /// Seconds a SIGTERM/SIGINT waits for uploads and pushes in progress.

@@ -83,9 +83,9 @@ struct FerryCommand: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Largest chunk of a chunked body held in memory; a larger chunk stalls and is cut off by the body-rate watchdog.",
+            "Largest chunk of a chunked body held in memory; reading stops at this mark, and a connection whose next chunk does not fit is closed within a second.",
             valueName: "size"))
-    var maxChunkSize: ByteSize = ByteSize(bytes: 8 << 20)
+    var maxChunkSize: ByteSize = ByteSize(bytes: 2 << 20)
 
     @Option(
         help:

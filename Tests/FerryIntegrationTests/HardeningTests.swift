@@ -125,6 +125,37 @@ final class HardeningTests: XCTestCase {
         XCTAssertEqual(try get(ferry, "/healthz").status, 200)
     }
 
+    func testChunksTooLargeToHoldAreCutOffAndTheirMemoryReturns() throws {
+        let ferry = try FerryProcess(arguments: ["--max-chunk-size", "2M"])
+        XCTAssertEqual(try get(ferry, "/healthz").status, 200)
+        let before = try ferry.residentBytes()
+        // Each announces a 10 MB chunk and sends 4 MiB of it: it can never complete.
+        let block = [UInt8](repeating: 0x61, count: 4 << 20)
+        var clients: [RawHTTPClient] = []
+        for index in 0..<60 {
+            let client = try RawHTTPClient(port: ferry.port, timeout: 10)
+            try client.sendHead(
+                "POST", "/upload",
+                [
+                    ("X-Container-Name", "c1"), ("X-File-Path", "/tmp/flood-\(index)"),
+                    ("Transfer-Encoding", "chunked"),
+                ])
+            try? client.send(Array("989680\r\n".utf8) + block)
+            clients.append(client)
+        }
+        for client in clients {
+            XCTAssertTrue(client.serverClosed(), "a chunk that cannot fit has its connection closed")
+        }
+        try waitUntil("every flooding upload is aborted") {
+            ferry.logLines(containing: "upload aborted").count == 60
+        }
+        try waitUntil("the flood's memory is given back", timeout: 10) {
+            Double(try ferry.residentBytes()) <= 1.5 * Double(before)
+        }
+        print("RSS before \(before >> 10) KiB, peak \(try ferry.peakResidentBytes() >> 10) KiB")
+        XCTAssertEqual(try ferry.spoolContents(), [], "no partial file is left")
+    }
+
     func testAFIFOAtTheDestinationFailsAtOnceAndHoldsNoWorker() throws {
         let fifo = "/tmp/ferry-fifo-\(UUID().uuidString)"
         try Incus.run(["exec", "c1", "--", "mkfifo", fifo])

@@ -27,6 +27,10 @@ uint64_t CFerryHook_requestsSeen(void);
 /// destructor of connections (2.1.12 has no connection limit of its own).
 int64_t CFerryHook_connectionsOpen(void);
 
+/// The most connections open at once since the last call (which starts a new count from
+/// those open now).
+int64_t CFerryHook_takeConnectionsPeak(void);
+
 /// Connections made while `maximum` others are open are marked as overflow (their requests
 /// get a refusal); at most `cap` connections are made at all, and an accepted socket past
 /// it is closed at once by libevent (the cheapest refusal: nothing read, nothing written).
@@ -52,5 +56,9 @@ uint64_t CFerryHook_firstLinesSeen(void);
 
 /// Sends libevent's own log lines to stderr at most once a second.
 void CFerryHook_quietLibeventLogs(void);
+
+/// Gives the heap's free pages back to the system (glibc's `malloc_trim`, which Swift's
+/// Glibc module does not export).
+void CFerryHook_returnFreeMemory(void);
 
 #endif
