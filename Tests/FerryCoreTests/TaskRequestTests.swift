@@ -53,7 +53,10 @@ final class TaskRequestTests: XCTestCase {
         XCTAssertEqual(parse("POST", "/tasks", nil), .failure(.methodNotAllowed(allowed: "GET, HEAD")))
         XCTAssertEqual(
             parse("PUT", "/tasks/abc", nil), .failure(.methodNotAllowed(allowed: "GET, HEAD, DELETE")))
-        for path in ["/tasks/", "/tasks//retry", "/tasks/a/b", "/tasks/a/retry/x", "/tasksx", "/", ""] {
+        for path in [
+            "/tasks/", "/tasks//retry", "/tasks/a/b", "/tasks/a/retry/x", "/tasksx", "/", "", "tasks/x",
+            ";;;;/tasks/X", "x/tasks",
+        ] {
             XCTAssertEqual(parse("GET", path, nil), .failure(.notFound), path)
         }
     }

@@ -36,8 +36,10 @@ enum TaskRequest: Equatable {
     static func parse(method: String, path: String, query: String?, states: [String]) -> Result<
         TaskRequest, Problem
     > {
-        let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
-        guard segments.first == "tasks" else { return .failure(.notFound) }
+        let all = path.split(separator: "/", omittingEmptySubsequences: false)
+        // "/tasks..." only: the empty segment before the first "/", then "tasks".
+        guard all.count >= 2, all[0].isEmpty, all[1] == "tasks" else { return .failure(.notFound) }
+        let segments = all.dropFirst()
         let rest = Array(segments.dropFirst())
         let reading = method == "GET" || method == "HEAD"
         switch rest.count {
