@@ -13,17 +13,14 @@ private func check(_ condition: Bool, _ promise: String, _ input: String) {
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzTaskRequest(_ data: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     guard count > 0 else { return 0 }
+    // The first byte picks the method; the rest is the path, then after a newline the query
+    // (no newline: no query), as HTTPRequestHead hands them over.
     let method = methods[Int(data[0]) % methods.count]
-    let target = String(decoding: UnsafeBufferPointer(start: data + 1, count: count - 1), as: UTF8.self)
-    let path: String
-    let query: String?
-    if let mark = target.firstIndex(of: "?") {
-        path = String(target[..<mark])
-        query = String(target[target.index(after: mark)...])
-    } else {
-        path = target
-        query = nil
-    }
+    let rest = String(decoding: UnsafeBufferPointer(start: data + 1, count: count - 1), as: UTF8.self)
+    let parts = rest.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)
+    let path = String(parts[0])
+    let query = parts.count > 1 ? String(parts[1]) : nil
+    let target = path + (query.map { "?" + $0 } ?? "")
     let input = "\(method) \(target)"
     switch TaskRequest.parse(method: method, path: path, query: query, states: states) {
     case .success(.list(let list)):
