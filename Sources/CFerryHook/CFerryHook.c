@@ -38,7 +38,6 @@ static ConnectionDestructor libraryConnectionDestructor;
 static FirstLineParser libraryFirstLineParser;
 static atomic_int_fast64_t connectionsOpen;
 static atomic_int_fast64_t connectionCap = INT64_MAX;
-static atomic_int_fast64_t connectionsPeak;
 static atomic_int_fast64_t connectionMaximum = INT64_MAX;
 // Connections made while `connectionMaximum` others were open: their requests get 503.
 // At most cap - maximum of them exist, so a short array scanned under a lock will do.
@@ -59,10 +58,6 @@ static void findLibraryConstructor(void) {
         (ConnectionConstructor)dlsym(RTLD_NEXT, "evhttp_connection_base_bufferevent_new");
     libraryConnectionDestructor = (ConnectionDestructor)dlsym(RTLD_NEXT, "evhttp_connection_free");
     libraryFirstLineParser = (FirstLineParser)dlsym(RTLD_NEXT, "evhttp_parse_firstline_");
-}
-
-int64_t CFerryHook_takeConnectionsPeak(void) {
-    return atomic_exchange(&connectionsPeak, atomic_load(&connectionsOpen));
 }
 
 int64_t CFerryHook_connectionsOpen(void) {
@@ -86,9 +81,6 @@ struct evhttp_connection *evhttp_connection_base_bufferevent_new(
     struct evhttp_connection *connection = libraryConnectionConstructor(base, dns, events, address, port);
     if (connection != NULL) {
         int64_t before = atomic_fetch_add(&connectionsOpen, 1);
-        int64_t peak = atomic_load(&connectionsPeak);
-        while (before + 1 > peak && !atomic_compare_exchange_weak(&connectionsPeak, &peak, before + 1)) {
-        }
         if (before >= atomic_load(&connectionMaximum)) {
             pthread_mutex_lock(&overflowLock);
             if (atomic_load(&overflowCount) < overflowCapacity) {
@@ -227,6 +219,11 @@ void CFerryHook_quietLibeventLogs(void) {
     event_set_log_callback(quietLog);
 }
 
-void CFerryHook_returnFreeMemory(void) {
+size_t CFerryHook_returnFreeMemory(size_t threshold) {
+    struct mallinfo2 info = mallinfo2();
+    if (info.fordblks <= threshold) {
+        return 0;
+    }
     malloc_trim(0);
+    return info.fordblks;
 }

@@ -1,6 +1,7 @@
 import CFerryHook
 import CLibEvent
 import Glibc
+import Synchronization
 
 /// An HTTP/1.1 server on one ``EventLoop`` that streams request bodies to consumers.
 ///
@@ -157,6 +158,13 @@ public final class HTTPServer: @unchecked Sendable {
     /// Connections open right now, on every server in the process.
     public static var connectionsOpen: Int { Int(CFerryHook_connectionsOpen()) }
 
+    /// Sockets closed unread because the connection cap was reached, since start.
+    public static var connectionsRefused: Int { Int(CFerryHook_connectionsRefused()) }
+
+    /// Connections closed because their head missed the header deadline, since start.
+    public static var headsTimedOut: Int { headTimeouts.load(ordering: .relaxed) }
+    private static let headTimeouts = Atomic(0)
+
     /// Requests whose body is being read or whose answer is being prepared.
     public var requestsInProgress: Int {
         exchanges.values.filter { $0.state == .streaming || $0.state == .finishing }.count
@@ -196,6 +204,7 @@ public final class HTTPServer: @unchecked Sendable {
         let now = Exchange.now()
         let late = arrivingHeads.filter { now - $0.value.since > headerTimeout }.keys
         for connection in late where arrivingHeads.removeValue(forKey: connection) != nil {
+            Self.headTimeouts.add(1, ordering: .relaxed)
             evhttp_connection_set_closecb(connection, nil, nil)
             evhttp_connection_free(connection)
         }

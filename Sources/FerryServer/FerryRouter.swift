@@ -42,6 +42,7 @@ final class FerryRouter: HTTPHandler, Sendable {
     func acceptFailed(errno: Int32, pause: Double) {
         // Once a second at most, with how many were left out: under attack this happens
         // for every connection attempt.
+        metrics.acceptFailures.increment()
         let now = Monotonic.seconds()
         let skipped = acceptFailures.withLock { state -> Int? in
             state.count += 1

@@ -54,6 +54,8 @@ final class HardeningTests: XCTestCase {
         for id in ids {
             XCTAssertTrue(try ferry.waitForSettlement(of: id).contains("outcome=delivered"))
         }
+        XCTAssertGreaterThanOrEqual(
+            try Metrics.scrape(ferry)["ferry_header_timeouts_total", default: 0], 900, "an operator sees it")
     }
 
     func testOutOfDescriptorsNoAcceptedUploadBecomesADeadLetter() throws {
@@ -88,6 +90,9 @@ final class HardeningTests: XCTestCase {
         }
         XCTAssertLessThanOrEqual(try ferry.openDescriptors(), 256)
         attack.stop()
+        XCTAssertGreaterThan(
+            try Metrics.scrape(ferry)["ferry_connections_refused_total", default: 0], 0,
+            "sockets past the cap were closed unread")
         XCTAssertEqual(ferry.logLines(containing: "delivery failed").count, 0)
         XCTAssertLessThan(
             ferry.logLines(containing: "accept").count, 100, "failed accepts are not logged one by one")

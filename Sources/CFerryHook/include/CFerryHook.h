@@ -2,6 +2,7 @@
 #define CFERRYHOOK_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 // Forward declaration only: event2 headers stay out of this public header (they define
@@ -27,9 +28,6 @@ uint64_t CFerryHook_requestsSeen(void);
 /// destructor of connections (2.1.12 has no connection limit of its own).
 int64_t CFerryHook_connectionsOpen(void);
 
-/// The most connections open at once since the last call (which starts a new count from
-/// those open now).
-int64_t CFerryHook_takeConnectionsPeak(void);
 
 /// Connections made while `maximum` others are open are marked as overflow (their requests
 /// get a refusal); at most `cap` connections are made at all, and an accepted socket past
@@ -58,7 +56,8 @@ uint64_t CFerryHook_firstLinesSeen(void);
 void CFerryHook_quietLibeventLogs(void);
 
 /// Gives the heap's free pages back to the system (glibc's `malloc_trim`, which Swift's
-/// Glibc module does not export).
-void CFerryHook_returnFreeMemory(void);
+/// Glibc module does not export) when more than `threshold` bytes lie free in its arenas.
+/// Returns the free bytes it found when it trimmed, else 0.
+size_t CFerryHook_returnFreeMemory(size_t threshold);
 
 #endif

@@ -34,6 +34,12 @@ final class FerryMetrics: Sendable {
     private let spoolBytes = Metrics.Gauge(label: "ferry_spool_bytes")
     private let connectionsOpen = Metrics.Gauge(label: "ferry_connections_open")
     private let ready = Metrics.Gauge(label: "ferry_ready")
+    /// Kept by the HTTP layer as plain counts; each scrape adds what came since the last.
+    private let connectionsRefused = Metrics.Counter(label: "ferry_connections_refused_total")
+    private let headTimeouts = Metrics.Counter(label: "ferry_header_timeouts_total")
+    private let countsSeen = Mutex((refused: 0, headTimeouts: 0))
+    /// Failed `accept` calls (descriptors or memory ran out).
+    let acceptFailures = Metrics.Counter(label: "ferry_accept_failures_total")
 
     init() {}
 
@@ -60,6 +66,13 @@ final class FerryMetrics: Sendable {
         spoolBytes.record(Double(service.capacity.usage.bytes))
         connectionsOpen.record(HTTPServer.connectionsOpen)
         ready.record(readiness.report.isReady ? 1 : 0)
+        let (refused, timedOut) = (HTTPServer.connectionsRefused, HTTPServer.headsTimedOut)
+        let seen = countsSeen.withLock { seen in
+            defer { seen = (refused, timedOut) }
+            return seen
+        }
+        connectionsRefused.increment(by: refused - seen.refused)
+        headTimeouts.increment(by: timedOut - seen.headTimeouts)
         var buffer: [UInt8] = []
         buffer.reserveCapacity(8192)
         registry.emit(into: &buffer)
