@@ -34,6 +34,17 @@ final class UploadContractTests: XCTestCase {
         let base = [("X-Container-Name", "c1"), ("X-File-Path", "/tmp/x")]
         let table: [([(String, String)], ContractViolation)] = [
             ([("X-File-Path", "/x")], .missingHeader("X-Container-Name")),
+            (
+                [("X-Container-Name", "c1"), ("X-File-Path", "/tmp/" + String(repeating: "n", count: 256))],
+                .invalidPath("has a segment longer than 255 bytes")
+            ),
+            (
+                [
+                    ("X-Container-Name", "c1"),
+                    ("X-File-Path", "/" + String(repeating: "\u{e9}", count: 128) + "/x"),
+                ],
+                .invalidPath("has a segment longer than 255 bytes")
+            ),
             ([("X-Container-Name", "c1")], .missingHeader("X-File-Path")),
             (base + [("X-Container-Name", "c2")], .duplicateHeader("X-Container-Name")),
             (base + [("X-File-Mode", "644"), ("X-File-Mode", "600")], .duplicateHeader("X-File-Mode")),

@@ -45,6 +45,9 @@ final class HostileRequestTests: XCTestCase {
         Case(
             name: "overlong path", bytes: upload(path: "/" + String(repeating: "a", count: 4096)), status: 400
         ),
+        Case(
+            name: "segment past NAME_MAX", bytes: upload(path: "/tmp/" + String(repeating: "s", count: 256)),
+            status: 400),
         Case(name: "control byte in path", bytes: upload(path: "/tmp/a\u{01}b"), status: 400),
         Case(name: "DEL in path", bytes: upload(path: "/tmp/a\u{7f}b"), status: 400),
         Case(name: "NUL cuts the path to nothing", bytes: upload(path: "\u{0}/etc/x"), status: 400),

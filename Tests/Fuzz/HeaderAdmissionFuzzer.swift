@@ -35,6 +35,7 @@ public func fuzzHeaderAdmission(_ data: UnsafePointer<UInt8>, _ count: Int) -> C
     check(!request.path.hasSuffix("/"), "names a file", request)
     let segments = request.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
     check(!segments.contains { $0 == "." || $0 == ".." || $0.isEmpty }, "normalised path", request)
+    check(!segments.contains { $0.utf8.count > 255 }, "names fit NAME_MAX", request)
     check(request.mode <= 0o7777, "permission bits only", request)
     check(request.uid != UInt32.max && request.gid != UInt32.max, "no -1 owner", request)
     return 0

@@ -2,6 +2,8 @@
 public enum DestinationPath {
     /// The longest `X-File-Path` accepted, in bytes (Linux's PATH_MAX).
     public static let maximumLength = 4096
+    /// The longest segment (one file or directory name), in bytes (Linux's NAME_MAX).
+    public static let maximumSegmentLength = 255
 
     /// Builds the full destination path from `X-File-Path` and the client's `X-Host-Path`.
     ///
@@ -36,6 +38,10 @@ public enum DestinationPath {
         for segment in segments {
             if segment.isEmpty { return "contains an empty segment (//)" }
             if segment == "." || segment == ".." { return "contains a '.' or '..' segment" }
+            // Linux's NAME_MAX: Incus would refuse it, and the task would be retried for nothing.
+            if segment.utf8.count > maximumSegmentLength {
+                return "has a segment longer than \(maximumSegmentLength) bytes"
+            }
         }
         return nil
     }
