@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 
 /// Uploads that are accepted end in the container, as asked.
@@ -90,6 +91,33 @@ final class DeliveryTests: XCTestCase {
         XCTAssertEqual(
             try Incus.sha256(container: "c2", path: "/tmp/chunked.bin"),
             try Command.sha256(pieces.flatMap { $0 }))
+    }
+
+    func testWorkersRunThatManyPushesAtOnce() throws {
+        let rendezvous = NSTemporaryDirectory() + "ferry-rendezvous-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: rendezvous, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: rendezvous) }
+        let fixture = URL(fileURLWithPath: Gate.incus).deletingLastPathComponent()
+            .appendingPathComponent("rendezvous-incus").path
+        // Each push succeeds only if all four run at once; 4 is twice the cores here.
+        let ferry = try FerryProcess(
+            arguments: ["--workers", "4", "--incus", fixture, "--max-attempts", "1"],
+            environment: ["FERRY_TEST_RENDEZVOUS": rendezvous, "FERRY_TEST_RENDEZVOUS_COUNT": "4"])
+        let ids = try (0..<4).map { index in
+            // Four directories: four pushes, not one batch.
+            Uploads.taskID(
+                try Uploads.post(
+                    to: ferry,
+                    [
+                        ("X-Container-Name", "c1"), ("X-File-Path", "/tmp/workers-\(index)/file"),
+                        ("X-Create-Dirs", "true"),
+                    ], body: [UInt8(index)]))
+        }
+        for id in ids {
+            let settled = try ferry.waitForSettlement(of: id)
+            XCTAssertTrue(settled.contains("outcome=delivered"), settled)
+        }
+        for index in 0..<4 { try Incus.remove(container: "c1", path: "/tmp/workers-\(index)") }
     }
 
     func testMissingInstanceFailsAfterOneAttemptAsADeadLetter() throws {

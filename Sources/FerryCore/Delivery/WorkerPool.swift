@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import Logging
 import Synchronization
 
@@ -37,10 +38,13 @@ public final class WorkerPool: Sendable {
     }
 
     /// Starts the dispatcher thread.
+    ///
+    /// The dispatcher and every push run on threads of their own, not on GCD's queues: a
+    /// push blocks for as long as its process runs, and GCD runs blocking work items only
+    /// about one per core at once (on 2 cores, 4 pushes of 500 ms took 1 s), so
+    /// `--workers 4` would not mean 4. The semaphore still bounds how many run.
     public func start() {
-        let dispatcher = DispatchQueue(label: "ferry.dispatcher")
-        let workers = DispatchQueue(label: "ferry.workers", attributes: .concurrent)
-        dispatcher.async {
+        Self.thread(named: "ferry-dispatch") {
             while true {
                 self.slots.wait()
                 let batch = self.queue.next(limit: self.batchMax)
@@ -48,13 +52,21 @@ public final class WorkerPool: Sendable {
                 // and is taken up again by the next process.
                 if self.stopping.load(ordering: .acquiring) { return }
                 self.running.enter()
-                workers.async {
+                Self.thread(named: "ferry-push") {
                     self.deliver(batch)
                     self.running.leave()
                     self.slots.signal()
                 }
             }
         }
+    }
+
+    /// Runs `body` on a new detached thread (a push costs a process anyway; a thread is
+    /// cheap beside it).
+    private static func thread(named name: String, _ body: @escaping @Sendable () -> Void) {
+        let thread = Thread(block: body)
+        thread.name = name
+        thread.start()
     }
 
     /// Stops starting pushes, waits for running ones until `deadline` (monotonic seconds),
