@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/http_struct.h>
@@ -30,12 +31,20 @@ typedef struct evhttp_connection *(*ConnectionConstructor)(
     unsigned short port);
 typedef void (*ConnectionDestructor)(struct evhttp_connection *connection);
 // libevent's own return type is an enum private to http-internal.h; it is int-sized.
-typedef int (*FirstLineParser)(struct evhttp_request *request, struct evbuffer *buffer);
+typedef int (*HeadParser)(struct evhttp_request *request, struct evbuffer *buffer);
+typedef char *(*LineReader)(struct evbuffer *buffer, size_t *length, enum evbuffer_eol_style style);
 
 static RequestConstructor libraryConstructor;
 static ConnectionConstructor libraryConnectionConstructor;
 static ConnectionDestructor libraryConnectionDestructor;
-static FirstLineParser libraryFirstLineParser;
+static HeadParser libraryFirstLineParser;
+static HeadParser libraryHeaderParser;
+static LineReader libraryLineReader;
+// The server request whose head libevent is parsing on this thread (its loop), if any:
+// lines read meanwhile are that head's.
+static _Thread_local struct evhttp_request *requestBeingParsed;
+static _Atomic(CFerryHook_HeadObserver) nulObserver;
+static atomic_uint_fast64_t headLinesSeen;
 static atomic_int_fast64_t connectionsOpen;
 static atomic_int_fast64_t connectionCap = INT64_MAX;
 static atomic_int_fast64_t connectionMaximum = INT64_MAX;
@@ -57,7 +66,9 @@ static void findLibraryConstructor(void) {
     libraryConnectionConstructor =
         (ConnectionConstructor)dlsym(RTLD_NEXT, "evhttp_connection_base_bufferevent_new");
     libraryConnectionDestructor = (ConnectionDestructor)dlsym(RTLD_NEXT, "evhttp_connection_free");
-    libraryFirstLineParser = (FirstLineParser)dlsym(RTLD_NEXT, "evhttp_parse_firstline_");
+    libraryFirstLineParser = (HeadParser)dlsym(RTLD_NEXT, "evhttp_parse_firstline_");
+    libraryHeaderParser = (HeadParser)dlsym(RTLD_NEXT, "evhttp_parse_headers_");
+    libraryLineReader = (LineReader)dlsym(RTLD_NEXT, "evbuffer_readln");
 }
 
 int64_t CFerryHook_connectionsOpen(void) {
@@ -187,7 +198,47 @@ int evhttp_parse_firstline_(struct evhttp_request *request, struct evbuffer *buf
     if (observer != NULL && request->kind == EVHTTP_REQUEST) {
         observer(request, request->evcon, request->cb_arg);
     }
-    return libraryFirstLineParser(request, buffer);
+    requestBeingParsed = request->kind == EVHTTP_REQUEST ? request : NULL;
+    int status = libraryFirstLineParser(request, buffer);
+    requestBeingParsed = NULL;
+    return status;
+}
+
+// The header lines of a server request, read while this runs, are checked for NUL.
+int evhttp_parse_headers_(struct evhttp_request *request, struct evbuffer *buffer) {
+    pthread_once(&libraryConstructorOnce, findLibraryConstructor);
+    requestBeingParsed = request->kind == EVHTTP_REQUEST ? request : NULL;
+    int status = libraryHeaderParser(request, buffer);
+    requestBeingParsed = NULL;
+    return status;
+}
+
+// libevent keeps head lines as C strings: a NUL inside one would cut the value short
+// unseen. Each line of a head being parsed is looked at before libevent uses it.
+char *evbuffer_readln(struct evbuffer *buffer, size_t *length, enum evbuffer_eol_style style) {
+    pthread_once(&libraryConstructorOnce, findLibraryConstructor);
+    size_t read = 0;
+    char *line = libraryLineReader(buffer, &read, style);
+    if (length != NULL) {
+        *length = read;
+    }
+    struct evhttp_request *request = requestBeingParsed;
+    if (line != NULL && request != NULL) {
+        atomic_fetch_add(&headLinesSeen, 1);
+        CFerryHook_HeadObserver observer = atomic_load(&nulObserver);
+        if (observer != NULL && memchr(line, 0, read) != NULL) {
+            observer(request, request->evcon, request->cb_arg);
+        }
+    }
+    return line;
+}
+
+void CFerryHook_setNULObserver(CFerryHook_HeadObserver observer) {
+    atomic_store(&nulObserver, observer);
+}
+
+uint64_t CFerryHook_headLinesSeen(void) {
+    return atomic_load(&headLinesSeen);
 }
 
 // libevent logs every refused connection and every failed accept; under attack that is

@@ -6,6 +6,8 @@ public protocol HTTPHandler: AnyObject {
     /// The answer to `head` was handed to libevent (for counting; called on the loop's
     /// thread). Answers libevent makes on its own (its 400 and 413) are not reported.
     func answered(_ head: HTTPRequestHead, status: Int)
+    /// The answer to a head the HTTP layer refuses (the connection is closed after it).
+    func malformed(_ head: HTTPRequestHead, _ problem: MalformedHead) -> HTTPResponse
     /// Accepting a connection failed with `errno` (descriptors or memory ran out); the
     /// listener pauses for `pause` seconds instead of trying again at once. Called on the
     /// loop's thread.
@@ -14,6 +16,11 @@ public protocol HTTPHandler: AnyObject {
 
 extension HTTPHandler {
     public func answered(_ head: HTTPRequestHead, status: Int) {}
+    public func malformed(_ head: HTTPRequestHead, _ problem: MalformedHead) -> HTTPResponse {
+        HTTPResponse(
+            status: 400, headers: [("Content-Type", "text/plain; charset=utf-8")],
+            body: Array((problem.reason + "\n").utf8))
+    }
     public func acceptFailed(errno: Int32, pause: Double) {}
 }
 

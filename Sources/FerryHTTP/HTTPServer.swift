@@ -25,6 +25,8 @@ public final class HTTPServer: @unchecked Sendable {
     /// Connections whose request head has begun and is not complete, with that request and
     /// the monotonic time of its first byte.
     private var arrivingHeads: [OpaquePointer: (request: OpaquePointer, since: Double)] = [:]
+    /// Requests whose head held a NUL byte; refused when the head is complete.
+    private var headsWithNUL: Set<OpaquePointer> = []
     /// How long the listener rests after a failed accept.
     static let acceptPause = 0.1
 
@@ -188,7 +190,7 @@ public final class HTTPServer: @unchecked Sendable {
     /// Bytes of a request line arrived: the first time for `request` starts its deadline.
     /// The connection's close callback forgets it if the client leaves first.
     func headArriving(_ request: OpaquePointer, on connection: OpaquePointer) {
-        guard headerTimeout != nil, arrivingHeads[connection]?.request != request else { return }
+        guard arrivingHeads[connection]?.request != request else { return }
         arrivingHeads[connection] = (request, Exchange.now())
         evhttp_connection_set_closecb(
             connection,
@@ -196,6 +198,11 @@ public final class HTTPServer: @unchecked Sendable {
                 guard let connection, let argument else { return }
                 Unmanaged<HTTPServer>.fromOpaque(argument).takeUnretainedValue().connectionClosed(connection)
             }, Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    /// A line of `request`'s head holds a NUL byte.
+    func headHoldsNUL(_ request: OpaquePointer) {
+        headsWithNUL.insert(request)
     }
 
     /// Closes connections whose request head began more than the header timeout ago.
@@ -214,6 +221,7 @@ public final class HTTPServer: @unchecked Sendable {
         if let connection = evhttp_request_get_connection(request) {
             arrivingHeads[connection] = nil
         }
+        let holdsNUL = headsWithNUL.remove(request) != nil
         let head = HTTPRequestHead(request: request)
         let exchange = Exchange(request: request, head: head)
         exchanges[request] = exchange
@@ -241,6 +249,10 @@ public final class HTTPServer: @unchecked Sendable {
             CFerryHook_isOverflowConnection(connection)
         {
             admission = .reject(connectionLimit.answer)
+        } else if holdsNUL {
+            admission = .reject(handler.malformed(head, .nulByte))
+        } else if case .failure(let violation) = BodyFraming.of(head) {
+            admission = .reject(handler.malformed(head, .framing(violation)))
         } else {
             admission = handler.admit(head)
         }
@@ -349,8 +361,9 @@ public final class HTTPServer: @unchecked Sendable {
     /// this callback; once the body is complete it detaches the request from the dying
     /// connection, and the request is freed by our one `evhttp_send_reply`.
     private func connectionClosed(_ connection: OpaquePointer) {
-        if arrivingHeads.removeValue(forKey: connection) != nil {
+        if let arriving = arrivingHeads.removeValue(forKey: connection) {
             // The client left (or the idle timeout struck) mid-head: libevent frees the request.
+            headsWithNUL.remove(arriving.request)
             return
         }
         guard let request = requestsByConnection.removeValue(forKey: connection),

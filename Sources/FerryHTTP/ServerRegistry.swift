@@ -25,6 +25,10 @@ enum ServerRegistry {
             else { return }
             server.headArriving(request, on: connection)
         }
+        CFerryHook_setNULObserver { request, _, argument in
+            guard let request, let argument, let server = ServerRegistry.server(for: argument) else { return }
+            server.headHoldsNUL(request)
+        }
     }
 
     static func unregister(_ http: OpaquePointer) {

@@ -8,6 +8,8 @@ enum APIError: Error {
     case methodNotAllowed(allowed: String)
     case contract(ContractViolation)
     case badFraming(String)
+    /// A head the HTTP layer refuses for what it holds (a NUL byte).
+    case malformedHead(String)
     /// A body on a route that takes none.
     case bodyNotAllowed
     case bodyTooLarge(limit: UInt64)
@@ -30,7 +32,7 @@ enum APIError: Error {
         switch self {
         case .notFound: 404
         case .methodNotAllowed: 405
-        case .contract, .badFraming: 400
+        case .contract, .badFraming, .malformedHead: 400
         case .bodyTooLarge, .bodyNotAllowed: 413
         case .queueFull, .spoolFull, .quotaExceeded, .shuttingDown, .tooManyConnections: 503
         case .unknownTask: 404
@@ -51,6 +53,7 @@ enum APIError: Error {
         case .contract(.missingHeader): "missing_header"
         case .contract: "invalid_header"
         case .badFraming: "bad_framing"
+        case .malformedHead: "malformed_head"
         case .bodyTooLarge: "body_too_large"
         case .bodyNotAllowed: "body_not_allowed"
         case .queueFull: "queue_full"
@@ -75,7 +78,7 @@ enum APIError: Error {
         case .notFound(let path): "no route for \(ContractViolation.quoted(path))"
         case .methodNotAllowed(let allowed): "this route accepts \(allowed)"
         case .contract(let violation): violation.description
-        case .badFraming(let reason): reason
+        case .badFraming(let reason), .malformedHead(let reason): reason
         case .bodyTooLarge(let limit): "the body is larger than the limit of \(limit) bytes"
         case .bodyNotAllowed: "this route takes no request body"
         case .queueFull(let limit): "\(limit) uploads are waiting for delivery; retry later"

@@ -39,6 +39,16 @@ final class FerryRouter: HTTPHandler, Sendable {
         set { isDraining.store(newValue, ordering: .relaxed) }
     }
 
+    func malformed(_ head: HTTPRequestHead, _ problem: MalformedHead) -> HTTPResponse {
+        let error: APIError =
+            switch problem {
+            case .framing(let violation): .badFraming(violation.reason)
+            case .nulByte: .malformedHead(problem.reason)
+            }
+        guard case .reject(let response) = refuse(error, head) else { return error.response }
+        return response
+    }
+
     func acceptFailed(errno: Int32, pause: Double) {
         // Once a second at most, with how many were left out: under attack this happens
         // for every connection attempt.
@@ -107,11 +117,7 @@ final class FerryRouter: HTTPHandler, Sendable {
     /// Routes other than `/upload` take no body: one announced (a non-zero length, or any
     /// chunked body) is refused from the head, before a byte of it is read into memory.
     private static func bodyRefusal(_ head: HTTPRequestHead) -> APIError? {
-        let lengths = head.values(of: "Content-Length")
-        if !head.values(of: "Transfer-Encoding").isEmpty || lengths.contains(where: { $0 != "0" }) {
-            return .bodyNotAllowed
-        }
-        return nil
+        BodyFraming.of(head) == .success(.none) ? nil : .bodyNotAllowed
     }
 
     /// The answer-maker of a read-only route that needs no token (`/healthz`, `/readyz`,
@@ -259,23 +265,13 @@ final class FerryRouter: HTTPHandler, Sendable {
         }
     }
 
-    /// The body length announced by the head; rejects framing that libevent would accept
-    /// but that two parties could read differently.
+    /// The body length announced by the head (nil: chunked). The HTTP layer has refused
+    /// framings two parties could read differently before any route sees the head.
     private static func declaredLength(_ head: HTTPRequestHead) throws(APIError) -> UInt64? {
-        let lengths = head.values(of: "Content-Length")
-        let encodings = head.values(of: "Transfer-Encoding")
-        if lengths.count > 1 { throw .badFraming("Content-Length appears more than once") }
-        if !encodings.isEmpty {
-            if !lengths.isEmpty { throw .badFraming("Content-Length together with Transfer-Encoding") }
-            if encodings.count > 1 || encodings[0].lowercased() != "chunked" {
-                throw .badFraming("the only Transfer-Encoding accepted is chunked")
-            }
-            return nil
+        switch BodyFraming.of(head) {
+        case .success(let framing): return framing.announcedLength
+        case .failure(let violation): throw .badFraming(violation.reason)
         }
-        guard let text = lengths.first else { return nil }
-        guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let length = UInt64(text)
-        else { throw .badFraming("Content-Length is not a number") }
-        return length
     }
 
     /// `Idempotency-Key`: once, 1-255 visible ASCII characters.

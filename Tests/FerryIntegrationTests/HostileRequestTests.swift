@@ -51,6 +51,22 @@ final class HostileRequestTests: XCTestCase {
         Case(name: "control byte in path", bytes: upload(path: "/tmp/a\u{01}b"), status: 400),
         Case(name: "DEL in path", bytes: upload(path: "/tmp/a\u{7f}b"), status: 400),
         Case(name: "NUL cuts the path to nothing", bytes: upload(path: "\u{0}/etc/x"), status: 400),
+        Case(name: "NUL inside the path", bytes: upload(path: "/tmp/x\u{0}/../../etc/y"), status: 400),
+        Case(
+            name: "NUL in another header", bytes: upload(extra: [("X-Host-Path", "/home/a\u{0}b")]),
+            status: 400),
+        Case(
+            name: "NUL in the request line", bytes: raw("GET /heal\u{0}thz HTTP/1.1\r\nHost: x\r\n\r\n"),
+            status: 400),
+        Case(
+            name: "two lengths on a probe route",
+            bytes: request(
+                method: "GET", target: "/healthz", [("Content-Length", "0"), ("Content-Length", "5")],
+                body: "hello"),
+            status: 400),
+        Case(
+            name: "a coding other than chunked on a task route",
+            bytes: request(method: "GET", target: "/tasks", [("Transfer-Encoding", "gzip")]), status: 400),
         Case(name: "directory without a host name", bytes: upload(path: "/tmp/"), status: 400),
         Case(
             name: "host path that is all dots",

@@ -52,6 +52,14 @@ void CFerryHook_setHeadObserver(CFerryHook_HeadObserver observer);
 /// means the header deadline cannot hold.
 uint64_t CFerryHook_firstLinesSeen(void);
 
+/// Called when a line of a server request's head holds a NUL byte (interposes
+/// `evhttp_parse_headers_` and `evbuffer_readln`). NULL removes it.
+void CFerryHook_setNULObserver(CFerryHook_HeadObserver observer);
+
+/// Head lines the interposed `evbuffer_readln` has looked at. Zero after a request arrived
+/// means NUL bytes in heads go unseen.
+uint64_t CFerryHook_headLinesSeen(void);
+
 /// Sends libevent's own log lines to stderr at most once a second.
 void CFerryHook_quietLibeventLogs(void);
 
