@@ -22,6 +22,8 @@ enum APIError: Error {
     case unknownTask(String)
     case wrongState(id: String, state: String, allowed: [String])
     case idempotencyKeyInProgress
+    /// The key was used for an upload with another destination, mode, owner or length.
+    case idempotencyKeyMismatch(id: String)
     case badQuery(String)
     case unauthorized(String)
     case forbidden(AccessRefusal)
@@ -37,6 +39,7 @@ enum APIError: Error {
         case .queueFull, .spoolFull, .quotaExceeded, .shuttingDown, .tooManyConnections: 503
         case .unknownTask: 404
         case .wrongState, .idempotencyKeyInProgress: 409
+        case .idempotencyKeyMismatch: 422
         case .badQuery: 400
         case .unauthorized: 401
         case .forbidden: 403
@@ -64,6 +67,7 @@ enum APIError: Error {
         case .unknownTask: "unknown_task"
         case .wrongState: "wrong_state"
         case .idempotencyKeyInProgress: "idempotency_key_in_progress"
+        case .idempotencyKeyMismatch: "idempotency_key_mismatch"
         case .badQuery: "bad_query"
         case .unauthorized: "unauthorized"
         case .forbidden: "forbidden"
@@ -91,6 +95,8 @@ enum APIError: Error {
         case .wrongState(let id, let state, let allowed):
             "task \(id) is \(state); this needs \(allowed.joined(separator: " or "))"
         case .idempotencyKeyInProgress: "an upload with this Idempotency-Key is still being received"
+        case .idempotencyKeyMismatch(let id):
+            "this Idempotency-Key was used for task \(id), whose container, destination, mode, owner or length differ"
         case .badQuery(let reason): reason
         case .unauthorized(let reason): reason
         case .forbidden(let refusal): refusal.description

@@ -193,7 +193,12 @@ final class FerryRouter: HTTPHandler, Sendable {
             }
         }
         if let idempotencyKey {
-            switch service.store.claim(idempotencyKey: idempotencyKey) {
+            switch service.store.claim(idempotencyKey: idempotencyKey, owner: rule?.name) {
+            case .existing(let record)
+            where record.request != request || (declaredLength.map { $0 != record.bytes } ?? false):
+                // Another upload under a used key: answering with the first task would
+                // drop this body silently.
+                return refuse(.idempotencyKeyMismatch(id: record.id), head, request)
             case .existing(let record):
                 logger.info(
                     "upload repeated",
@@ -210,14 +215,14 @@ final class FerryRouter: HTTPHandler, Sendable {
             }
         }
         if let refusal = diskReserveRefusal(adding: declaredLength ?? 0) {
-            if let idempotencyKey { service.store.release(idempotencyKey: idempotencyKey) }
+            if let idempotencyKey { service.store.release(idempotencyKey: idempotencyKey, owner: rule?.name) }
             return refuse(refusal, head, request)
         }
         let reservedBytes = declaredLength ?? 0
         do {
             try service.capacity.reserve(bytes: reservedBytes, owner: rule?.name, quota: rule?.quota)
         } catch {
-            if let idempotencyKey { service.store.release(idempotencyKey: idempotencyKey) }
+            if let idempotencyKey { service.store.release(idempotencyKey: idempotencyKey, owner: rule?.name) }
             return refuse(APIError(error), head, request)
         }
         let file: SpoolFile
@@ -225,7 +230,7 @@ final class FerryRouter: HTTPHandler, Sendable {
             file = try service.spool.create(id: TaskID.make())
         } catch {
             service.capacity.cancel(bytes: reservedBytes, owner: rule?.name)
-            if let idempotencyKey { service.store.release(idempotencyKey: idempotencyKey) }
+            if let idempotencyKey { service.store.release(idempotencyKey: idempotencyKey, owner: rule?.name) }
             if error.isNoSpace { return refuse(.insufficientStorage(error.description), head, request) }
             logger.error("cannot create spool file", metadata: ["error": "\(error)"])
             return refuse(.serverFault(error.description), head, request)

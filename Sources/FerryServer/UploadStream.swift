@@ -116,7 +116,7 @@ final class UploadStream: HTTPBodyConsumer {
                 respond(Self.accepted(record))
             case .failure(let error):
                 service.capacity.cancel(bytes: reservedBytes, owner: owner)
-                if let idempotencyKey { service.store.release(idempotencyKey: idempotencyKey) }
+                if let idempotencyKey { service.store.release(idempotencyKey: idempotencyKey, owner: owner) }
                 logger.error("cannot commit upload", metadata: ["task": "\(id)", "error": "\(error)"])
                 let failure: APIError =
                     error.isNoSpace
@@ -187,6 +187,6 @@ final class UploadStream: HTTPBodyConsumer {
     private func giveBack() {
         file.discard()
         service.capacity.cancel(bytes: reservedBytes, owner: owner)
-        if let idempotencyKey { service.store.release(idempotencyKey: idempotencyKey) }
+        if let idempotencyKey { service.store.release(idempotencyKey: idempotencyKey, owner: owner) }
     }
 }

@@ -179,6 +179,40 @@ final class TenantIsolationTests: XCTestCase {
         XCTAssertTrue(second.json["next"] is NSNull, "the last page says next: null (\(second.json))")
     }
 
+    func testAnIdempotencyKeyBelongsToItsTokenAndARepeatMustMatch() throws {
+        let ferry = try FerryProcess(arguments: ["--tokens", try writePolicy(policy())])
+        let key = [("Idempotency-Key", "deploy-42")]
+        func send(_ token: String, _ path: String, _ body: [UInt8]) throws -> RawResponse {
+            try call(
+                ferry, "POST", "/upload", token: token,
+                [("X-Container-Name", "c1"), ("X-File-Path", path)] + key,
+                body: body)
+        }
+        let first = try send(alice, "/tmp/idem-alice", Array("alice".utf8))
+        XCTAssertEqual(first.status, 202)
+        let repeated = try send(alice, "/tmp/idem-alice", Array("alice".utf8))
+        XCTAssertEqual(Uploads.taskID(repeated), Uploads.taskID(first), "a true repeat gets the first answer")
+
+        let bobs = try send(bob, "/tmp/idem-bob", Array("bob's own".utf8))
+        XCTAssertEqual(bobs.status, 202)
+        XCTAssertNotEqual(Uploads.taskID(bobs), Uploads.taskID(first), "another token's key is another key")
+        XCTAssertEqual(bobs.json["path"] as? String, "/tmp/idem-bob", "nothing of alice's task is shown")
+        XCTAssertTrue(try ferry.waitForSettlement(of: Uploads.taskID(bobs)).contains("outcome=delivered"))
+        XCTAssertEqual(
+            try Incus.sha256(container: "c1", path: "/tmp/idem-bob"),
+            try Command.sha256(Array("bob's own".utf8)))
+
+        for (path, body) in [
+            ("/tmp/idem-elsewhere", Array("alice".utf8)), ("/tmp/idem-alice", Array("longer".utf8)),
+        ] {
+            let mismatch = try send(alice, path, body)
+            XCTAssertEqual(mismatch.status, 422, path)
+            XCTAssertEqual(mismatch.json["error"] as? String, "idempotency_key_mismatch")
+        }
+        try ferry.waitForSettlement(of: Uploads.taskID(first))
+        for path in ["/tmp/idem-alice", "/tmp/idem-bob"] { try Incus.remove(container: "c1", path: path) }
+    }
+
     func testAPolicyWithAnUnknownKeyIsRefusedOnStartAndOnReload() throws {
         let misspelled = policy() + "\n    max-upload: 1K"
         XCTAssertThrowsError(try FerryProcess(arguments: ["--tokens", try writePolicy(misspelled)])) {

@@ -16,10 +16,27 @@ public final class TaskStore: Sendable {
         case inProgress
     }
 
+    /// An `Idempotency-Key` belongs to the token that first used it (or, without
+    /// `--tokens`, to the server): another token's equal key is simply another key.
+    private struct ScopedKey: Hashable {
+        var owner: String?
+        var key: String
+
+        init(_ key: String, owner: String?) {
+            self.owner = owner
+            self.key = key
+        }
+
+        init?(of record: TaskRecord) {
+            guard let key = record.idempotencyKey else { return nil }
+            self.init(key, owner: record.owner)
+        }
+    }
+
     private struct Index {
         var records: [String: TaskRecord] = [:]
-        var idByKey: [String: String] = [:]
-        var keysInProgress: Set<String> = []
+        var idByKey: [ScopedKey: String] = [:]
+        var keysInProgress: Set<ScopedKey> = []
         var nextSequence: UInt64 = 1
     }
 
@@ -35,7 +52,7 @@ public final class TaskStore: Sendable {
         index.withLock { index in
             for record in records {
                 index.records[record.id] = record
-                if let key = record.idempotencyKey { index.idByKey[key] = record.id }
+                if let key = ScopedKey(of: record) { index.idByKey[key] = record.id }
                 index.nextSequence = max(index.nextSequence, record.sequence + 1)
             }
         }
@@ -49,8 +66,10 @@ public final class TaskStore: Sendable {
         }
     }
 
-    public func claim(idempotencyKey key: String) -> KeyClaim {
-        index.withLock { index in
+    /// Claims `key` for an upload of `owner` (nil without `--tokens`).
+    public func claim(idempotencyKey: String, owner: String?) -> KeyClaim {
+        let key = ScopedKey(idempotencyKey, owner: owner)
+        return index.withLock { index in
             if let id = index.idByKey[key], let record = index.records[id] { return .existing(record) }
             if index.keysInProgress.contains(key) { return .inProgress }
             index.keysInProgress.insert(key)
@@ -59,15 +78,15 @@ public final class TaskStore: Sendable {
     }
 
     /// Lets go of a claimed key whose upload was not accepted.
-    public func release(idempotencyKey key: String) {
-        _ = index.withLock { $0.keysInProgress.remove(key) }
+    public func release(idempotencyKey: String, owner: String?) {
+        _ = index.withLock { $0.keysInProgress.remove(ScopedKey(idempotencyKey, owner: owner)) }
     }
 
     /// Adds a task whose record was just committed.
     public func insert(_ record: TaskRecord) {
         index.withLock { index in
             index.records[record.id] = record
-            if let key = record.idempotencyKey {
+            if let key = ScopedKey(of: record) {
                 index.keysInProgress.remove(key)
                 index.idByKey[key] = record.id
             }
@@ -110,7 +129,7 @@ public final class TaskStore: Sendable {
             guard let record = index.records[id] else { return (nil, nil) }
             guard condition(record) else { return (nil, record) }
             index.records[id] = nil
-            if let key = record.idempotencyKey, index.idByKey[key] == id { index.idByKey[key] = nil }
+            if let key = ScopedKey(of: record), index.idByKey[key] == id { index.idByKey[key] = nil }
             return (record, record)
         }
     }
@@ -120,7 +139,7 @@ public final class TaskStore: Sendable {
     public func remove(id: String) -> TaskRecord? {
         index.withLock { index in
             guard let record = index.records.removeValue(forKey: id) else { return nil }
-            if let key = record.idempotencyKey, index.idByKey[key] == id { index.idByKey[key] = nil }
+            if let key = ScopedKey(of: record), index.idByKey[key] == id { index.idByKey[key] = nil }
             return record
         }
     }
