@@ -1,3 +1,4 @@
+import Dispatch
 import FerryCore
 import FerryHTTP
 import Logging
@@ -107,7 +108,8 @@ final class FerryRouter: HTTPHandler, Sendable {
                 Self.bodyRefusal(head).map { .failure($0) } ?? tasks.route(head, rule: rule)
             }
             switch route {
-            case .success(let answer): return .accept(Answer(answer))
+            // Task actions touch the spool (records, bytes): never on a loop's thread.
+            case .success(let answer): return .accept(Answer(answer, offLoop: true))
             case .failure(let error): return refuse(error, head)
             }
         }
@@ -122,7 +124,7 @@ final class FerryRouter: HTTPHandler, Sendable {
 
     /// The answer-maker of a read-only route that needs no token (`/healthz`, `/readyz`,
     /// `/metrics`), or nil for any other path.
-    private func probe(_ path: String) -> (() -> HTTPResponse)? {
+    private func probe(_ path: String) -> (@Sendable () -> HTTPResponse)? {
         switch path {
         case "/healthz":
             return { JSON.response(200, ["status": "serving"]) }
@@ -307,16 +309,22 @@ final class FerryRouter: HTTPHandler, Sendable {
     }
 }
 
-/// A route whose answer is computed once the (empty or ignored) body has been read.
+/// A route whose answer is computed once the (empty) body has been read.
 final class Answer: HTTPBodyConsumer {
-    private let make: () -> HTTPResponse
+    private let make: @Sendable () -> HTTPResponse
+    private let offLoop: Bool
 
-    init(_ make: @escaping () -> HTTPResponse) {
+    /// - Parameter offLoop: compute the answer on another thread (it may wait for the disk).
+    init(_ make: @escaping @Sendable () -> HTTPResponse, offLoop: Bool = false) {
         self.make = make
+        self.offLoop = offLoop
     }
 
     func consume(_ chunk: BodyChunk) -> HTTPBodyVerdict { .proceed }
-    func finish(respond: @escaping @Sendable (HTTPResponse) -> Void) { respond(make()) }
+    func finish(respond: @escaping @Sendable (HTTPResponse) -> Void) {
+        guard offLoop else { return respond(make()) }
+        DispatchQueue.global().async { [make] in respond(make()) }
+    }
     func abort(reason: String) {}
 }
 

@@ -16,13 +16,13 @@ struct TaskRoutes {
     /// - Parameter rule: the asking token's rule in the policy in force now (nil without
     ///   `--tokens`). A token sees and acts on its own tasks only, and acts on one only
     ///   while its rule still allows the task's destination.
-    func route(_ head: HTTPRequestHead, rule: TokenRule?) -> Result<() -> HTTPResponse, APIError> {
+    func route(_ head: HTTPRequestHead, rule: TokenRule?) -> Result<@Sendable () -> HTTPResponse, APIError> {
         let parsed = TaskRequest.parse(
             method: head.method, path: head.path, query: head.query,
             states: TaskState.allCases.map(\.rawValue))
         let viewer = rule?.name
         let authorize = rule.map { rule in
-            { (record: TaskRecord) in rule.refusal(of: record.request, size: record.bytes) }
+            { @Sendable (record: TaskRecord) in rule.refusal(of: record.request, size: record.bytes) }
         }
         switch parsed {
         case .failure(.notFound):
