@@ -193,6 +193,9 @@ void CFerryHook_setHeadObserver(CFerryHook_HeadObserver observer) {
 // call for a request is the moment its head began, which the header deadline counts from.
 int evhttp_parse_firstline_(struct evhttp_request *request, struct evbuffer *buffer) {
     pthread_once(&libraryConstructorOnce, findLibraryConstructor);
+    if (libraryFirstLineParser == NULL) {
+        return -1;  // DATA_CORRUPTED: the request fails, and so does the start-up probe
+    }
     atomic_fetch_add(&firstLinesSeen, 1);
     CFerryHook_HeadObserver observer = atomic_load(&headObserver);
     if (observer != NULL && request->kind == EVHTTP_REQUEST) {
@@ -207,6 +210,9 @@ int evhttp_parse_firstline_(struct evhttp_request *request, struct evbuffer *buf
 // The header lines of a server request, read while this runs, are checked for NUL.
 int evhttp_parse_headers_(struct evhttp_request *request, struct evbuffer *buffer) {
     pthread_once(&libraryConstructorOnce, findLibraryConstructor);
+    if (libraryHeaderParser == NULL) {
+        return -1;
+    }
     requestBeingParsed = request->kind == EVHTTP_REQUEST ? request : NULL;
     int status = libraryHeaderParser(request, buffer);
     requestBeingParsed = NULL;
@@ -217,6 +223,9 @@ int evhttp_parse_headers_(struct evhttp_request *request, struct evbuffer *buffe
 // unseen. Each line of a head being parsed is looked at before libevent uses it.
 char *evbuffer_readln(struct evbuffer *buffer, size_t *length, enum evbuffer_eol_style style) {
     pthread_once(&libraryConstructorOnce, findLibraryConstructor);
+    if (libraryLineReader == NULL) {
+        return NULL;
+    }
     size_t read = 0;
     char *line = libraryLineReader(buffer, &read, style);
     if (length != NULL) {
@@ -271,10 +280,18 @@ void CFerryHook_quietLibeventLogs(void) {
 }
 
 size_t CFerryHook_returnFreeMemory(size_t threshold) {
-    struct mallinfo2 info = mallinfo2();
-    if (info.fordblks <= threshold) {
+    // malloc_trim gives the pages back but the chunks stay free, so the free total does not
+    // fall after a trim: compare with what was free after the last one, or a heap with
+    // holes would be trimmed every time. Reused memory lowers the mark.
+    static size_t freeAfterLastTrim;
+    size_t free = mallinfo2().fordblks;
+    if (free < freeAfterLastTrim) {
+        freeAfterLastTrim = free;
+    }
+    if (free <= freeAfterLastTrim + threshold) {
         return 0;
     }
     malloc_trim(0);
-    return info.fordblks;
+    freeAfterLastTrim = free;
+    return free;
 }

@@ -76,8 +76,8 @@ public final class HTTPServer: @unchecked Sendable {
                 ServerRegistry.server(for: argument)?.bodyComplete(request)
             }, UnsafeMutableRawPointer(http))
         ServerRegistry.register(self, for: http)
-        // One tick a second: heads past their deadline, bodies that cannot go on, memory
-        // to give back.
+        MemoryReturn.start()
+        // One tick a second: heads past their deadline, bodies that cannot go on.
         do {
             let me = Unmanaged.passUnretained(self).toOpaque()
             watchdog = event_new(
@@ -86,7 +86,6 @@ public final class HTTPServer: @unchecked Sendable {
                     let server = Unmanaged<HTTPServer>.fromOpaque(argument!).takeUnretainedValue()
                     server.closeSlowHeads()
                     server.closeSlowBodies()
-                    MemoryReturn.tick()
                 }, me)
             var second = timeval(tv_sec: 1, tv_usec: 0)
             event_add(watchdog, &second)

@@ -198,8 +198,10 @@ struct FerryCommand: ParsableCommand {
     static var cores: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
 
     func validate() throws {
-        guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
-        guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
+        guard (1...1_000_000).contains(maxConnections) else {
+            throw ValidationError("--max-connections must be 1-1000000")
+        }
+        guard (1...1024).contains(workers) else { throw ValidationError("--workers must be 1-1024") }
         guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1-256") }
         guard (1...1000).contains(batchMax) else { throw ValidationError("--batch-max must be 1-1000") }
         guard logFormat == "text" || logFormat == "json" else {

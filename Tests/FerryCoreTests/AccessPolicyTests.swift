@@ -111,6 +111,15 @@ final class AccessPolicyStrictnessTests: XCTestCase {
         }
     }
 
+    func testDeletingNeedsOnlyTheTasksPlace() throws {
+        let rule = try AccessPolicy.parse(policy("    max_upload: 1K")).rules[0]
+        let request = UploadRequest(container: "c1", path: "/srv/K8s/big")
+        XCTAssertEqual(rule.refusal(of: request, size: 1 << 20)?.rule, "max_upload", "a retry writes again")
+        XCTAssertNil(rule.refusal(ofPlace: request), "a delete of the same task is the token's to make")
+        XCTAssertEqual(
+            rule.refusal(ofPlace: UploadRequest(container: "c2", path: "/srv/K8s/x"))?.rule, "containers")
+    }
+
     func testQuotasAreRead() throws {
         let rule = try AccessPolicy.parse(policy("    max_queued: 3\n    max_spool_bytes: 2M")).rules[0]
         XCTAssertEqual(rule.quota, Capacity.Quota(maxTasks: 3, maxBytes: 2 << 20))

@@ -44,7 +44,7 @@ final class UnstartedPushTests: XCTestCase {
         func discard(_ batch: StagedBatch) {}
     }
 
-    func testUnstartedPushesAreNotCountedAsAttempts() {
+    func testUnstartedPushesAreNotCountedAsAttempts() throws {
         let queue = DeliveryQueue()
         let pusher = StarvedPusher(failures: 3)
         let recorder = Recorder()
@@ -53,7 +53,7 @@ final class UnstartedPushTests: XCTestCase {
             queue: queue, pusher: pusher, staging: NoStaging(), workers: 1, batchMax: 1,
             retryPolicy: RetryPolicy(maxAttempts: 1, base: 0.01, cap: 0.01), logger: Logger(label: "test"),
             lifecycle: recorder)
-        pool.start()
+        try pool.start()
         queue.enqueue(
             UploadTask(
                 id: "t", request: UploadRequest(container: "c1", path: "/x"), sourcePath: "/nowhere", bytes: 1

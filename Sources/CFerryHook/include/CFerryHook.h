@@ -64,8 +64,9 @@ uint64_t CFerryHook_headLinesSeen(void);
 void CFerryHook_quietLibeventLogs(void);
 
 /// Gives the heap's free pages back to the system (glibc's `malloc_trim`, which Swift's
-/// Glibc module does not export) when more than `threshold` bytes lie free in its arenas.
-/// Returns the free bytes it found when it trimmed, else 0.
+/// Glibc module does not export) when `threshold` bytes more lie free in its arenas than
+/// after the last trim. Returns the free bytes it found when it trimmed, else 0. Call from
+/// one thread only.
 size_t CFerryHook_returnFreeMemory(size_t threshold);
 
 #endif

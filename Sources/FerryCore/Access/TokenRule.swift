@@ -42,13 +42,7 @@ public struct TokenRule: Sendable, Equatable {
     /// - Parameter size: the announced size (nil for a chunked body; then the limit is
     ///   enforced while the body streams).
     public func refusal(of request: UploadRequest, size: UInt64?) -> AccessRefusal? {
-        if !containers.contains(where: { Glob.matches($0, request.container) }) {
-            return AccessRefusal(token: name, rule: "containers", detail: "container '\(request.container)'")
-        }
-        // The destination is already normalised: absolute, no '.', '..' or empty segments.
-        if !pathPrefixes.contains(where: { Self.path(request.path, isUnder: $0) }) {
-            return AccessRefusal(token: name, rule: "paths", detail: "path '\(request.path)'")
-        }
+        if let refusal = refusal(ofPlace: request) { return refusal }
         if let maxUpload, let size, size > maxUpload {
             return AccessRefusal(
                 token: name, rule: "max_upload", detail: "\(size) bytes (limit \(maxUpload))")
@@ -59,6 +53,19 @@ public struct TokenRule: Sendable, Equatable {
         if !allowOwner && (request.uid != 0 || request.gid != 0) {
             return AccessRefusal(
                 token: name, rule: "allow_owner", detail: "owner \(request.uid):\(request.gid)")
+        }
+        return nil
+    }
+
+    /// The rule that keeps this token away from `request`'s container or path, if any: what
+    /// deleting one of its own tasks needs (sizes, modes and owners do not matter there).
+    public func refusal(ofPlace request: UploadRequest) -> AccessRefusal? {
+        if !containers.contains(where: { Glob.matches($0, request.container) }) {
+            return AccessRefusal(token: name, rule: "containers", detail: "container '\(request.container)'")
+        }
+        // The destination is already normalised: absolute, no '.', '..' or empty segments.
+        if !pathPrefixes.contains(where: { Self.path(request.path, isUnder: $0) }) {
+            return AccessRefusal(token: name, rule: "paths", detail: "path '\(request.path)'")
         }
         return nil
     }

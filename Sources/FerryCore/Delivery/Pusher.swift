@@ -32,10 +32,14 @@ public struct PushFailure: Error, Sendable, Equatable {
     public var message: String
     /// The pusher's exit status, when a process ran and exited.
     public var exitStatus: Int32?
+    /// Whether a push ran at all (false: refused by a check before it, or never started);
+    /// only pushes that ran are counted as push attempts in the metrics.
+    public var started: Bool
 
-    public init(kind: Kind, message: String, exitStatus: Int32? = nil) {
+    public init(kind: Kind, message: String, exitStatus: Int32? = nil, started: Bool = true) {
         self.kind = kind
         self.message = message
         self.exitStatus = exitStatus
+        self.started = started
     }
 }

@@ -1,5 +1,4 @@
 import Dispatch
-import Foundation
 import Logging
 import Synchronization
 
@@ -16,6 +15,7 @@ public final class WorkerPool: Sendable {
     private let batchMax: Int
     private let retryPolicy: RetryPolicy
     private let slots: DispatchSemaphore
+    private let workers: Int
     private let running = DispatchGroup()
     private let stopping = Atomic(false)
     private let logger: Logger
@@ -33,40 +33,41 @@ public final class WorkerPool: Sendable {
         self.batchMax = max(1, batchMax)
         self.retryPolicy = retryPolicy
         self.slots = DispatchSemaphore(value: workers)
+        self.workers = max(1, workers)
         self.logger = logger
         self.lifecycle = lifecycle
     }
 
-    /// Starts the dispatcher thread.
+    /// Starts one thread per worker, each taking a batch and pushing it, the semaphore
+    /// bounding how many push at once.
     ///
-    /// The dispatcher and every push run on threads of their own, not on GCD's queues: a
-    /// push blocks for as long as its process runs, and GCD runs blocking work items only
-    /// about one per core at once (on 2 cores, 4 pushes of 500 ms took 1 s), so
-    /// `--workers 4` would not mean 4. The semaphore still bounds how many run.
-    public func start() {
-        Self.thread(named: "ferry-dispatch") {
-            while true {
-                self.slots.wait()
-                let batch = self.queue.next(limit: self.batchMax)
-                // After shutdown began, a task stays as its record says (queued or retrying)
-                // and is taken up again by the next process.
-                if self.stopping.load(ordering: .acquiring) { return }
-                self.running.enter()
-                Self.thread(named: "ferry-push") {
+    /// Pushes run on threads of their own, started here once, not on GCD's queues: a push
+    /// blocks for as long as its process runs, and GCD runs blocking work items only about
+    /// one per core at once (on 2 cores, 4 pushes of 500 ms took 1 s), so `--workers 4`
+    /// would not mean 4. Starting them all now means no push can wait for a thread that the
+    /// system cannot give later (a thread that fails to start would hold its batch for
+    /// ever).
+    ///
+    /// - Throws: when a thread cannot be started.
+    public func start() throws(SystemError) {
+        for _ in 0..<workers {
+            try WorkerThread.start(named: "ferry-push") {
+                while true {
+                    self.slots.wait()
+                    let batch = self.queue.next(limit: self.batchMax)
+                    // After shutdown began, a task stays as its record says (queued or
+                    // retrying) and is taken up again by the next process.
+                    if self.stopping.load(ordering: .acquiring) {
+                        self.slots.signal()
+                        return
+                    }
+                    self.running.enter()
                     self.deliver(batch)
                     self.running.leave()
                     self.slots.signal()
                 }
             }
         }
-    }
-
-    /// Runs `body` on a new detached thread (a push costs a process anyway; a thread is
-    /// cheap beside it).
-    private static func thread(named name: String, _ body: @escaping @Sendable () -> Void) {
-        let thread = Thread(block: body)
-        thread.name = name
-        thread.start()
     }
 
     /// Stops starting pushes, waits for running ones until `deadline` (monotonic seconds),
@@ -112,8 +113,12 @@ public final class WorkerPool: Sendable {
             logger.notice("batch push interrupted by shutdown", metadata: ["files": "\(tasks.count)"])
             return
         }
-        metrics.batches.increment()
-        metrics.attempt(result, seconds: duration, files: tasks.count)
+        if case .failed(let failure) = result, !failure.started {
+            // Refused before the push or never started: nothing was attempted.
+        } else {
+            metrics.batches.increment()
+            metrics.attempt(result, seconds: duration, files: tasks.count)
+        }
         let first = tasks[0]
         var metadata: Logger.Metadata = [
             "files": "\(tasks.count)", "container": "\(first.request.container)",
@@ -157,7 +162,6 @@ public final class WorkerPool: Sendable {
         // again at once by every waiting task.
         let delay = max(0.1, retryPolicy.delay(afterAttempt: 1, using: &generator))
         lifecycle.willRetry(task, after: failure, delay: delay)
-        metrics.retries.increment()
         DispatchQueue.global().asyncAfter(deadline: .now() + delay) {
             self.queue.enqueue(task)
         }
@@ -173,7 +177,12 @@ public final class WorkerPool: Sendable {
             logger.notice("push interrupted by shutdown", metadata: ["task": "\(task.id)"])
             return
         }
-        metrics.attempt(result, seconds: duration)
+        // A push that could not start is no attempt; one refused by the destination check
+        // counts, as the permanent failure it makes.
+        if case .failed(let failure) = result, failure.kind == .unstarted {
+        } else {
+            metrics.attempt(result, seconds: duration)
+        }
         var metadata: Logger.Metadata = [
             "task": "\(task.id)", "container": "\(task.request.container)",
             "path": "\(task.request.path)", "attempt": "\(task.attempts)",

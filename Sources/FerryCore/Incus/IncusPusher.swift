@@ -89,7 +89,8 @@ public struct IncusPusher: Pusher {
             if case .other(let name) = kind {
                 return PushFailure(
                     kind: .permanent,
-                    message: "destination \(task.request.path) is a \(name); Ferry writes only regular files")
+                    message: "destination \(task.request.path) is a \(name); Ferry writes only regular files",
+                    started: false)
             }
         }
         return nil
@@ -104,7 +105,8 @@ public struct IncusPusher: Pusher {
             // nothing about the file or its destination.
             let kind: PushFailure.Kind =
                 [EMFILE, ENFILE, EAGAIN, ENOMEM].contains(error.errno) ? .unstarted : .transient
-            return .failed(PushFailure(kind: kind, message: "cannot run \(executable): \(error)"))
+            return .failed(
+                PushFailure(kind: kind, message: "cannot run \(executable): \(error)", started: false))
         }
         if outcome.timedOut {
             return .failed(

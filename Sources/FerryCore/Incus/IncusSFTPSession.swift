@@ -110,7 +110,9 @@ struct IncusSFTPSession: ~Copyable {
     private mutating func errorMessage(head lines: [Substring]) -> String? {
         let lengthLine = lines.first { $0.lowercased().hasPrefix("content-length:") }
         guard let lengthLine,
-            let length = Int(lengthLine.dropFirst("content-length:".count).filter { $0 != " " && $0 != "\t" })
+            let length = Int(
+                lengthLine.dropFirst("content-length:".count).filter { $0 != " " && $0 != "\t" }),
+            length >= 0
         else { return nil }
         // Enough for the message; a longer body is cut, not waited for.
         let wanted = min(length, 8 * 1024)

@@ -84,7 +84,7 @@ public final class DeliveryService: Sendable {
         for id in recovery.lost {
             logger.error("task lost: its bytes were missing from the spool", metadata: ["task": "\(id)"])
         }
-        pool.start()
+        try pool.start()
         return recovery
     }
 

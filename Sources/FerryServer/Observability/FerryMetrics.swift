@@ -66,13 +66,15 @@ final class FerryMetrics: Sendable {
         spoolBytes.record(Double(service.capacity.usage.bytes))
         connectionsOpen.record(HTTPServer.connectionsOpen)
         ready.record(readiness.report.isReady ? 1 : 0)
-        let (refused, timedOut) = (HTTPServer.connectionsRefused, HTTPServer.headsTimedOut)
-        let seen = countsSeen.withLock { seen in
-            defer { seen = (refused, timedOut) }
-            return seen
+        // Read and moved on under one lock: two scrapes at once must not both add, nor one
+        // subtract (the counter traps on a negative step).
+        let (newlyRefused, newlyTimedOut) = countsSeen.withLock { seen in
+            let now = (refused: HTTPServer.connectionsRefused, headTimeouts: HTTPServer.headsTimedOut)
+            defer { seen = (max(seen.refused, now.refused), max(seen.headTimeouts, now.headTimeouts)) }
+            return (max(0, now.refused - seen.refused), max(0, now.headTimeouts - seen.headTimeouts))
         }
-        connectionsRefused.increment(by: refused - seen.refused)
-        headTimeouts.increment(by: timedOut - seen.headTimeouts)
+        connectionsRefused.increment(by: newlyRefused)
+        headTimeouts.increment(by: newlyTimedOut)
         var buffer: [UInt8] = []
         buffer.reserveCapacity(8192)
         registry.emit(into: &buffer)

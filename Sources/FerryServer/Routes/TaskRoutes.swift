@@ -21,8 +21,14 @@ struct TaskRoutes {
             method: head.method, path: head.path, query: head.query,
             states: TaskState.allCases.map(\.rawValue))
         let viewer = rule?.name
-        let authorize = rule.map { rule in
+        // Retrying writes again: every rule applies. Deleting only needs the task's place
+        // to be the token's still, so a narrowed size limit does not strand dead letters
+        // that count against its quota.
+        let authorizeRetry = rule.map { rule in
             { @Sendable (record: TaskRecord) in rule.refusal(of: record.request, size: record.bytes) }
+        }
+        let authorizeDelete = rule.map { rule in
+            { @Sendable (record: TaskRecord) in rule.refusal(ofPlace: record.request) }
         }
         switch parsed {
         case .failure(.notFound):
@@ -43,7 +49,7 @@ struct TaskRoutes {
         case .success(.delete(let id)):
             return .success({ [service] in
                 do throws(TaskActionError) {
-                    try service.delete(id: id, viewer: viewer, authorize: authorize)
+                    try service.delete(id: id, viewer: viewer, authorize: authorizeDelete)
                     return HTTPResponse(status: 204)
                 } catch {
                     return Self.apiError(error).response
@@ -53,7 +59,7 @@ struct TaskRoutes {
             return .success({ [service] in
                 do throws(TaskActionError) {
                     let record = try service.retry(
-                        id: id, viewer: viewer, authorize: authorize, quota: rule?.quota)
+                        id: id, viewer: viewer, authorize: authorizeRetry, quota: rule?.quota)
                     return JSON.response(202, TaskView(record), headers: [("Location", "/tasks/\(id)")])
                 } catch {
                     return Self.apiError(error).response
