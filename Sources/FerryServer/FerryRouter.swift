@@ -216,14 +216,15 @@ final class FerryRouter: HTTPHandler, Sendable {
                 break
             }
         }
-        if let refusal = diskReserveRefusal(adding: declaredLength ?? 0) {
+        let reservedBytes = declaredLength ?? 0
+        if let refusal = promiseDisk(reservedBytes) {
             if let idempotencyKey { service.store.release(idempotencyKey: idempotencyKey, owner: rule?.name) }
             return refuse(refusal, head, request)
         }
-        let reservedBytes = declaredLength ?? 0
         do {
             try service.capacity.reserve(bytes: reservedBytes, owner: rule?.name, quota: rule?.quota)
         } catch {
+            service.spool.settle(reservedBytes)
             if let idempotencyKey { service.store.release(idempotencyKey: idempotencyKey, owner: rule?.name) }
             return refuse(APIError(error), head, request)
         }
@@ -231,6 +232,7 @@ final class FerryRouter: HTTPHandler, Sendable {
         do {
             file = try service.spool.create(id: TaskID.make())
         } catch {
+            service.spool.settle(reservedBytes)
             service.capacity.cancel(bytes: reservedBytes, owner: rule?.name)
             if let idempotencyKey { service.store.release(idempotencyKey: idempotencyKey, owner: rule?.name) }
             if error.isNoSpace { return refuse(.insufficientStorage(error.description), head, request) }
@@ -248,16 +250,17 @@ final class FerryRouter: HTTPHandler, Sendable {
                 started: started, requestID: head.requestID))
     }
 
-    /// 507 when `bytes` more would eat into the `--min-free-disk` reserve.
-    private func diskReserveRefusal(adding bytes: UInt64) -> APIError? {
+    /// Promises the announced `bytes` of the free space to this upload, or 507 when they
+    /// would eat into the `--min-free-disk` reserve once the uploads in progress have
+    /// written what they announced.
+    private func promiseDisk(_ bytes: UInt64) -> APIError? {
         do {
-            let available = try service.spool.availableBytes()
-            if available < bytes || available - bytes < configuration.minFreeDisk {
-                return .insufficientStorage(
-                    "\(available) bytes free, \(configuration.minFreeDisk) kept in reserve, \(bytes) announced"
-                )
+            guard let refused = try service.spool.promise(bytes, keeping: configuration.minFreeDisk) else {
+                return nil
             }
-            return nil
+            return .insufficientStorage(
+                "\(refused.available) bytes free, \(refused.promised) promised to uploads in progress, "
+                    + "\(configuration.minFreeDisk) kept in reserve, \(bytes) announced")
         } catch {
             logger.error("cannot read free disk space", metadata: ["error": "\(error)"])
             return .serverFault(error.description)

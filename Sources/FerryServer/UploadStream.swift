@@ -34,6 +34,8 @@ final class UploadStream: HTTPBodyConsumer {
     private let pending = BodyBuffer()
     private var reservedBytes: UInt64
     private var received: UInt64 = 0
+    /// Of the free space promised to the announced body, what is not written yet.
+    private var promisedLeft: UInt64
 
     init(
         request: UploadRequest, file: SpoolFile, service: DeliveryService, reservedBytes: UInt64,
@@ -50,6 +52,7 @@ final class UploadStream: HTTPBodyConsumer {
         self.file = file
         self.service = service
         self.reservedBytes = reservedBytes
+        self.promisedLeft = announced ? reservedBytes : 0
         self.announced = announced
         self.idempotencyKey = idempotencyKey
         self.maxBodySize = maxBodySize
@@ -93,6 +96,9 @@ final class UploadStream: HTTPBodyConsumer {
             respond(refuse(failure))
             return
         }
+        // All written: whatever of the promise is left was never needed.
+        service.spool.settle(promisedLeft)
+        promisedLeft = 0
         let service = self.service
         let logger = self.logger
         let started = self.started
@@ -155,13 +161,18 @@ final class UploadStream: HTTPBodyConsumer {
 
     /// Writes what is gathered; on failure says how to answer.
     private func flush() -> APIError? {
-        if let minFreeDisk, let available = try? service.spool.availableBytes(),
-            available < UInt64(pending.count) || available - UInt64(pending.count) < minFreeDisk
+        let count = UInt64(pending.count)
+        if let minFreeDisk, let available = try? service.spool.unpromisedBytes(),
+            available < count || available - count < minFreeDisk
         {
-            return .insufficientStorage("\(available) bytes free, \(minFreeDisk) kept in reserve")
+            return .insufficientStorage(
+                "\(available) bytes free and not promised to other uploads, \(minFreeDisk) kept in reserve")
         }
         do {
             try pending.drain(to: file.descriptor)
+            let kept = min(count, promisedLeft)
+            promisedLeft -= kept
+            service.spool.settle(kept)
             return nil
         } catch {
             let failure = SystemError(call: "write", errno: error.errno)
@@ -185,6 +196,8 @@ final class UploadStream: HTTPBodyConsumer {
 
     /// The partial file, the reservation and the idempotency key go.
     private func giveBack() {
+        service.spool.settle(promisedLeft)
+        promisedLeft = 0
         file.discard()
         service.capacity.cancel(bytes: reservedBytes, owner: owner)
         if let idempotencyKey { service.store.release(idempotencyKey: idempotencyKey, owner: owner) }

@@ -33,29 +33,44 @@ final class DiskFullTests: XCTestCase {
         XCTAssertEqual(try Uploads.post(to: ferry, headers, body: randomBytes(100 << 10)).status, 202)
     }
 
+    func testSpacePromisedToUploadsInProgressIsNotPromisedTwice() throws {
+        let ferry = try FerryProcess(arguments: ["--min-free-disk", "0"], spool: spool)
+        let size = 600 << 10
+        let first = try RawHTTPClient(port: ferry.port)
+        try first.sendHead(
+            "POST", "/upload", headers + [("Content-Length", String(size)), ("Expect", "100-continue")])
+        XCTAssertEqual(try first.readResponse().status, 100)
+        // The disk is still empty, but 600 KiB of its 1 MiB are promised to the first.
+        let second = try RawHTTPClient(port: ferry.port)
+        try second.sendHead(
+            "POST", "/upload", headers + [("Content-Length", String(size)), ("Expect", "100-continue")])
+        let refused = try second.readResponse()
+        XCTAssertEqual(refused.status, 507, "decided from the head, counting the first upload's promise")
+        XCTAssertTrue((refused.json["detail"] as? String ?? "").contains("promised"), "\(refused.json)")
+        try first.send(randomBytes(size))
+        let accepted = try first.readResponse()
+        XCTAssertEqual(accepted.status, 202)
+        try ferry.waitForSettlement(of: Uploads.taskID(accepted))
+        XCTAssertEqual(
+            try Uploads.post(to: ferry, headers, body: randomBytes(size)).status, 202, "room again")
+    }
+
     func testDiskFillingUpUnderAnAdmittedUploadGets507AndLeavesNoPartialFile() throws {
         let ferry = try FerryProcess(arguments: ["--min-free-disk", "0"], spool: spool)
-        // Both are admitted while the disk is empty; together they do not fit. The first
-        // goes to a missing instance, so it stays as a dead letter and keeps its bytes.
-        let first = try RawHTTPClient(port: ferry.port)
-        let second = try RawHTTPClient(port: ferry.port)
         let size = 600 << 10
-        for (client, container) in [(first, "no-such-instance"), (second, "c1")] {
-            try client.sendHead(
-                "POST", "/upload",
-                [("X-Container-Name", container), ("X-File-Path", "/tmp/disk-full")]
-                    + [("Content-Length", String(size)), ("Expect", "100-continue")])
-            XCTAssertEqual(try client.readResponse().status, 100)
-        }
-        try first.send(randomBytes(size))
-        XCTAssertEqual(try first.readResponse().status, 202)
-        try? second.send(randomBytes(size))
-        let refused = try second.readResponse()
+        let client = try RawHTTPClient(port: ferry.port)
+        try client.sendHead(
+            "POST", "/upload", headers + [("Content-Length", String(size)), ("Expect", "100-continue")])
+        XCTAssertEqual(try client.readResponse().status, 100)
+        // Something else fills the file system after the upload was admitted.
+        let filler = URL(fileURLWithPath: mountPoint).appendingPathComponent("filler")
+        FileManager.default.createFile(atPath: filler.path, contents: Data(count: 700 << 10))
+        try? client.send(randomBytes(size))
+        let refused = try client.readResponse()
         XCTAssertEqual(refused.status, 507, "ENOSPC while writing")
         XCTAssertEqual(refused.json["error"] as? String, "insufficient_storage")
-        try waitUntil("only the accepted upload is left") {
-            try !DurabilityTests.hasPartial(in: ferry)
-        }
+        try waitUntil("the partial file is gone") { try ferry.spoolContents().isEmpty }
+        try FileManager.default.removeItem(at: filler)
         XCTAssertEqual(try Uploads.post(to: ferry, headers, body: randomBytes(300 << 10)).status, 202)
     }
 

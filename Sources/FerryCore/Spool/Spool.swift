@@ -1,6 +1,7 @@
 import CSystem
 import Foundation
 import Glibc
+import Synchronization
 
 /// The directory where accepted uploads live until they are delivered (and, for a failed
 /// one, until someone retries or deletes it).
@@ -24,6 +25,9 @@ public final class Spool: Sendable {
     static let recordAttribute = "user.ferry.record"
     /// Whether records of tasks that hold bytes live in their data file's attribute.
     public let recordsInAttributes: Bool
+    /// Bytes announced by uploads in progress and not written yet: free space already
+    /// promised, which the next upload must not count on.
+    private let promised = Mutex<UInt64>(0)
 
     /// Opens the spool directory, creating it (0700) and its parents if needed.
     ///
@@ -203,6 +207,34 @@ public final class Spool: Sendable {
             throw SystemError(call: "statvfs \(directory)", errno: errno)
         }
         return UInt64(info.f_bavail) * UInt64(info.f_frsize)
+    }
+
+    /// Promises `bytes` of the free space to an upload, unless that would leave less than
+    /// `reserve` free after every promise so far is kept.
+    ///
+    /// - Returns: nil when promised, else the free and promised bytes that refused it.
+    public func promise(_ bytes: UInt64, keeping reserve: UInt64) throws(SystemError) -> (
+        available: UInt64, promised: UInt64
+    )? {
+        let available = try availableBytes()
+        return promised.withLock { promised in
+            let unpromised = available > promised ? available - promised : 0
+            guard unpromised >= bytes, unpromised - bytes >= reserve else { return (available, promised) }
+            promised += bytes
+            return nil
+        }
+    }
+
+    /// Free bytes not promised to uploads in progress.
+    public func unpromisedBytes() throws(SystemError) -> UInt64 {
+        let available = try availableBytes()
+        let promised = promised.withLock { $0 }
+        return available > promised ? available - promised : 0
+    }
+
+    /// Part of a promise is kept (the bytes were written) or given up (the upload ended).
+    public func settle(_ bytes: UInt64) {
+        promised.withLock { $0 -= min($0, bytes) }
     }
 
     /// The names in the spool directory.
