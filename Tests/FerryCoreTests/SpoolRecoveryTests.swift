@@ -46,6 +46,26 @@ final class SpoolRecoveryTests: XCTestCase {
         XCTAssertEqual(try names(), ["a.data", "b.data"])
     }
 
+    func testAnUnfinishedTaskWhoseBytesAreNotTheSizeAcceptedIsADeadLetter() throws {
+        let spool = try Spool(directory: directory)
+        for (sequence, id) in ["whole", "cut"].enumerated() {
+            let file = try spool.create(id: id)
+            _ = Glibc.write(file.descriptor, [1, 2, 3], 3)
+            try spool.commit(file, record: record(id, sequence: UInt64(sequence + 1)), durable: false)
+        }
+        XCTAssertEqual(truncate("\(directory)/cut.data", 1), 0)
+
+        let recovery = try Spool(directory: directory).recover()
+        XCTAssertEqual(recovery.damaged, ["cut"])
+        let states = Dictionary(uniqueKeysWithValues: recovery.records.map { ($0.id, $0) })
+        XCTAssertEqual(states["whole"]?.state, .queued)
+        XCTAssertEqual(states["cut"]?.state, .failed, "never pushed: it is not the file that was accepted")
+        XCTAssertTrue(states["cut"]?.lastError?.contains("1 bytes, the upload had 3") == true)
+        XCTAssertEqual(
+            try Spool(directory: directory).recover().records.first { $0.id == "cut" }?.state, .failed)
+        XCTAssertTrue(try names().contains("cut.data"), "its bytes are kept for a person to look at")
+    }
+
     func testDeliveredRecordWinsOverLeftoverBytes() throws {
         let spool = try Spool(directory: directory)
         let file = try spool.create(id: "d")

@@ -172,7 +172,19 @@ public final class Spool: Sendable {
                 // Delivered, but the process died before it removed the bytes.
                 try Posix.unlink(path(id, Self.dataSuffix))
                 recovery.records.append(file)
-            } else if let record = attributeRecord(id, decoder) ?? file {
+            } else if var record = attributeRecord(id, decoder) ?? file {
+                if record.state != .delivered, let size = Self.size(of: path(id, Self.dataSuffix)),
+                    size != record.bytes
+                {
+                    // The bytes on disk are not the bytes accepted (a damaged disk, a hand
+                    // that touched the spool): pushing them would deliver the wrong file.
+                    // A dead letter, its bytes kept for a person to look at.
+                    record.state = .failed
+                    record.lastError =
+                        "the spool file holds \(size) bytes, the upload had \(record.bytes); not delivered"
+                    try? writeRecord(record, durable: false)
+                    recovery.damaged.append(id)
+                }
                 recovery.records.append(record)
             } else {
                 try Posix.unlink(path(id, Self.dataSuffix))
@@ -237,6 +249,13 @@ public final class Spool: Sendable {
         promised.withLock { $0 -= min($0, bytes) }
     }
 
+    /// The size of the file at `path`, if it can be read.
+    private static func size(of path: String) -> UInt64? {
+        var status = stat()
+        guard stat(path, &status) == 0 else { return nil }
+        return UInt64(status.st_size)
+    }
+
     /// The names in the spool directory.
     public func contents() throws(SystemError) -> [String] {
         try Posix.listDirectory(directory)
@@ -266,6 +285,8 @@ public struct SpoolRecovery: Sendable {
     public var unreadable: [String] = []
     /// Unfinished records whose bytes were gone (deleted).
     public var lost: [String] = []
+    /// Unfinished tasks whose data file's size is not the size accepted: made dead letters.
+    public var damaged: [String] = []
 }
 
 /// One upload's file while its body is being written. Used by one thread at a time.

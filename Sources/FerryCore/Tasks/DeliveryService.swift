@@ -77,12 +77,16 @@ public final class DeliveryService: Sendable {
                 "requeued": "\(requeued)", "records": "\(recovery.records.count)",
                 "partials_removed": "\(recovery.partialsRemoved)",
                 "temporaries_removed": "\(recovery.temporariesRemoved)",
-                "lost": "\(recovery.lost.count)",
+                "lost": "\(recovery.lost.count)", "damaged": "\(recovery.damaged.count)",
                 "unreadable": "\(recovery.unreadable.count)",
                 "duration": "\(Monotonic.format(Monotonic.seconds() - started))s",
             ])
         for id in recovery.lost {
             logger.error("task lost: its bytes were missing from the spool", metadata: ["task": "\(id)"])
+        }
+        for id in recovery.damaged {
+            logger.error(
+                "task failed: its spool file is not the size that was accepted", metadata: ["task": "\(id)"])
         }
         try pool.start()
         return recovery
