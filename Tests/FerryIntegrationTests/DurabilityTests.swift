@@ -61,6 +61,29 @@ final class DurabilityTests: XCTestCase {
         try Incus.remove(container: "c1", path: directory)
     }
 
+    func testARecordTooLargeForAnAttributeIsKeptAndSurvivesKill9() throws {
+        // 350 segments, 3,856 bytes: the record no longer fits ext4's 4 KiB attribute.
+        let directory = "/tmp/long-path1" + String(repeating: "/abcdefghij", count: 349)
+        let path = directory + "/f"
+        XCTAssertEqual(path.utf8.count, 3_856)
+        let gate = Gate()
+        let first = try FerryProcess(arguments: ["--incus", Gate.incus], environment: gate.environment)
+        let body = randomBytes(1000)
+        let response = try Uploads.post(
+            to: first, [("X-Container-Name", "c1"), ("X-File-Path", path), ("X-Create-Dirs", "true")],
+            body: body)
+        XCTAssertEqual(response.status, 202, "\(response.json)")
+        let id = Uploads.taskID(response)
+        XCTAssertEqual(
+            try first.spoolContents(), ["\(id).data", "\(id).json"], "its record is a file of its own")
+        XCTAssertEqual(first.end(with: SIGKILL).exitStatus, nil)
+
+        let second = try FerryProcess(spool: first.spool)
+        XCTAssertTrue(try second.waitForSettlement(of: id).contains("outcome=delivered"))
+        XCTAssertEqual(try Incus.sha256(container: "c1", path: path), try Command.sha256(body))
+        try Incus.remove(container: "c1", path: "/tmp/long-path1")
+    }
+
     func testKill9MidBodyLosesOnlyThatUpload() throws {
         let directory = uniqueDirectory()
         try Incus.stopDaemon()

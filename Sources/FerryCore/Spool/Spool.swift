@@ -70,10 +70,25 @@ public final class Spool: Sendable {
             try writeRecord(record, durable: durable)
             return
         }
-        try Posix.setAttribute(file.descriptor, Self.recordAttribute, Self.encode(record))
+        do {
+            try Posix.setAttribute(file.descriptor, Self.recordAttribute, Self.encode(record))
+        } catch  where Self.isTooLargeForAnAttribute(error) {
+            // A record past the file system's attribute size (ext4: about 4 KiB, reached
+            // by a long destination): this task keeps its record in ID.json instead.
+            if durable { try Posix.fdatasync(file.descriptor) }
+            file.close()
+            try writeRecordFile(record, durable: durable)
+            return
+        }
         // fsync, not fdatasync: the attribute is metadata.
         if durable { try Posix.fsync(file.descriptor) }
         file.close()
+    }
+
+    /// Whether `error` from setting an attribute means the value does not fit one (as
+    /// opposed to a full disk, which the record file would not fix either).
+    private static func isTooLargeForAnAttribute(_ error: SystemError) -> Bool {
+        error.errno == E2BIG || error.errno == ERANGE || error.errno == ENOSPC
     }
 
     /// Replaces task `id`'s record: the attribute of its bytes while it has them, else
@@ -81,7 +96,15 @@ public final class Spool: Sendable {
     public func writeRecord(_ record: TaskRecord, durable: Bool) throws(SystemError) {
         if recordsInAttributes && record.state != .delivered {
             let data = dataPath(id: record.id)
-            try Posix.setAttribute(data, Self.recordAttribute, Self.encode(record))
+            do {
+                try Posix.setAttribute(data, Self.recordAttribute, Self.encode(record))
+            } catch  where Self.isTooLargeForAnAttribute(error) {
+                // The file is the record from now on; an older attribute must not win at
+                // recovery.
+                try writeRecordFile(record, durable: durable)
+                try Posix.removeAttribute(data, Self.recordAttribute)
+                return
+            }
             if durable {
                 let descriptor = try Posix.open(data, O_RDONLY | O_NOFOLLOW)
                 defer { Posix.close(descriptor) }

@@ -51,6 +51,13 @@ enum Posix {
         }
     }
 
+    /// Removes extended attribute `name` of the file at `path`; having none is fine.
+    static func removeAttribute(_ path: String, _ name: String) throws(SystemError) {
+        if removexattr(path, name) != 0 && errno != ENODATA {
+            throw SystemError(call: "removexattr \(path)", errno: errno)
+        }
+    }
+
     /// Extended attribute `name` of the file at `path`; nil if it has none.
     static func attribute(_ path: String, _ name: String) -> [UInt8]? {
         var value = [UInt8](repeating: 0, count: 64 * 1024)
