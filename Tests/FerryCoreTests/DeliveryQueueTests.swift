@@ -53,6 +53,24 @@ final class DeliveryQueueTests: XCTestCase {
         XCTAssertEqual(handedOut.wait(timeout: .now() + 10), .success, "free once 'older' is released")
     }
 
+    func testABacklogToOneHeldDestinationHoldsBackNoOtherAndKeepsItsOrder() {
+        let queue = DeliveryQueue()
+        for index in 0..<5_000 { queue.enqueue(task("same-\(index)", "/srv/same")) }
+        let first = queue.next(limit: 64)
+        XCTAssertEqual(first.map(\.id), ["same-0"], "one destination is never twice in a batch")
+        queue.enqueue(task("other", "/elsewhere/x"))
+        XCTAssertEqual(queue.next(limit: 64).map(\.id), ["other"], "not behind the held backlog")
+        XCTAssertEqual(queue.depth, 4_999)
+        var previous = first[0]
+        for index in 1..<5_000 {
+            queue.release(previous)
+            let batch = queue.next(limit: 64)
+            XCTAssertEqual(batch.map(\.id), ["same-\(index)"], "in acceptance order")
+            previous = batch[0]
+        }
+        XCTAssertEqual(queue.depth, 0)
+    }
+
     func testATaskWaitingToRetryKeepsItsDestination() {
         let queue = DeliveryQueue()
         let first = task("first", "/srv/x")

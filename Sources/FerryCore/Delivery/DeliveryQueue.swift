@@ -1,33 +1,99 @@
 import Foundation
 
-/// The FIFO of tasks waiting for a worker, handed out in batches that one `incus file push`
-/// call can deliver. Its bound is kept by ``Capacity``, which counts every unfinished task,
-/// not only the waiting ones.
+/// The tasks waiting for a worker, handed out in batches that one `incus file push` call can
+/// deliver. Its bound is kept by ``Capacity``, which counts every unfinished task, not only
+/// the waiting ones.
 ///
 /// A destination (container and path) belongs to one task at a time, from the moment the
 /// task is handed out until ``release(_:)``, retry waits included: two uploads to the same
 /// path are never pushed at once, and the later one is pushed last, so it wins.
+///
+/// Each destination has a lane: a FIFO of its tasks. A lane is *ready* when its first task
+/// may go (nobody holds the destination, or that task does); ready lanes wait in one FIFO
+/// and in one FIFO per batch key. Handing out, queueing and releasing cost O(1) however
+/// long the queue and whatever its mix of destinations: a backlog of uploads to one path
+/// is one lane, not a scan (it used to cut ingest from 1,662/s to 532/s). Memory holds the
+/// waiting tasks and one lane per destination that has some, nothing more.
 public final class DeliveryQueue: @unchecked Sendable {
+    private struct Lane {
+        /// The destination's waiting tasks, oldest first (from `head` on).
+        var tasks: [UploadTask] = []
+        var head = 0
+        /// The task that holds the destination (handed out, or waiting to retry).
+        var holder: String?
+        /// Set while the lane is ready: the stamp of its entries in the ready FIFOs (older
+        /// entries of the lane are stale and skipped).
+        var readyStamp: UInt64?
+
+        var first: UploadTask? { head < tasks.count ? tasks[head] : nil }
+        var isEmpty: Bool { head >= tasks.count }
+        var mayGo: Bool { first.map { holder == nil || holder == $0.id } ?? false }
+
+        mutating func takeFirst() -> UploadTask {
+            let task = tasks[head]
+            head += 1
+            if head > 64 && head * 2 > tasks.count {
+                tasks.removeFirst(head)
+                head = 0
+            }
+            return task
+        }
+    }
+
+    /// A FIFO of ready lanes, entries possibly stale.
+    private struct ReadyFIFO {
+        var entries: [(destination: String, stamp: UInt64)] = []
+        var head = 0
+
+        var isEmpty: Bool { head >= entries.count }
+
+        mutating func append(_ destination: String, _ stamp: UInt64) {
+            entries.append((destination, stamp))
+        }
+
+        mutating func popFirst() -> (destination: String, stamp: UInt64)? {
+            guard head < entries.count else { return nil }
+            let entry = entries[head]
+            head += 1
+            if head > 1024 && head * 2 > entries.count {
+                entries.removeFirst(head)
+                head = 0
+            }
+            return entry
+        }
+    }
+
     // NSCondition rather than a semaphore: a waiting task may be ineligible (its
     // destination is busy), so "something is queued" is not "something can be taken".
     private let condition = NSCondition()
-    private var waiting: [UploadTask] = []
-    private var head = 0
-    /// Destination → the task that holds it.
-    private var destinationsHeld: [String: String] = [:]
+    private var lanes: [String: Lane] = [:]
+    private var ready = ReadyFIFO()
+    private var readyByBatch: [String: ReadyFIFO] = [:]
+    private var nextStamp: UInt64 = 0
+    private var waiting = 0
 
     public init() {}
 
-    /// Appends `task` (a new one, one recovered at start-up, or one to try again).
+    /// Appends `task` (a new one, one recovered at start-up, or one to try again: that one
+    /// still holds its destination, and goes before the later tasks for it).
     public func enqueue(_ task: UploadTask) {
         condition.lock()
-        waiting.append(task)
-        condition.signal()
-        condition.unlock()
+        defer { condition.unlock() }
+        // In place (the dictionary's modify accessor): a copy of the lane would copy its
+        // tasks on every append, and a backlog to one path would cost O(n) per upload.
+        inLane(task.destinationKey) { lane in
+            if lane.holder == task.id {
+                lane.tasks.insert(task, at: lane.head)
+            } else {
+                lane.tasks.append(task)
+            }
+        }
+        waiting += 1
+        markReadyIfItMayGo(task.destinationKey)
     }
 
-    /// The oldest task whose destination is free, with up to `limit - 1` later ones of the
-    /// same ``UploadTask/batchKey`` and distinct destinations; blocks until there is one.
+    /// The oldest task whose destination is free, with up to `limit - 1` others of the same
+    /// ``UploadTask/batchKey`` and distinct destinations; blocks until there is one.
     public func next(limit: Int = 1) -> [UploadTask] {
         condition.lock()
         defer { condition.unlock() }
@@ -41,59 +107,74 @@ public final class DeliveryQueue: @unchecked Sendable {
     /// free for the next task.
     public func release(_ task: UploadTask) {
         condition.lock()
-        if destinationsHeld[task.destinationKey] == task.id {
-            destinationsHeld[task.destinationKey] = nil
-            condition.broadcast()
+        defer { condition.unlock() }
+        guard lanes[task.destinationKey]?.holder == task.id else { return }
+        let empty = inLane(task.destinationKey) { lane in
+            lane.holder = nil
+            return lane.isEmpty
         }
-        condition.unlock()
+        if empty {
+            lanes[task.destinationKey] = nil
+        } else {
+            markReadyIfItMayGo(task.destinationKey)
+        }
     }
 
     /// Tasks waiting for a worker.
     public var depth: Int {
         condition.lock()
         defer { condition.unlock() }
-        return waiting.count - head
+        return waiting
     }
 
-    private func isFree(_ task: UploadTask) -> Bool {
-        let holder = destinationsHeld[task.destinationKey]
-        return holder == nil || holder == task.id
+    /// Puts the lane of `destination` in the ready FIFOs if its first task may go and it is
+    /// not there yet. Called with the lock held.
+    private func markReadyIfItMayGo(_ destination: String) {
+        guard let lane = lanes[destination], lane.readyStamp == nil, lane.mayGo, let first = lane.first else {
+            return
+        }
+        nextStamp += 1
+        let stamp = nextStamp
+        inLane(destination) { $0.readyStamp = stamp }
+        ready.append(destination, nextStamp)
+        readyByBatch[first.batchKey, default: ReadyFIFO()].append(destination, nextStamp)
+        condition.signal()
+    }
+
+    /// The next entry of `fifo` whose lane is still ready with that stamp.
+    private func popReady(_ fifo: inout ReadyFIFO) -> String? {
+        while let entry = fifo.popFirst() {
+            if lanes[entry.destination]?.readyStamp == entry.stamp { return entry.destination }
+        }
+        return nil
+    }
+
+    /// Hands out the first task of a ready lane. Called with the lock held.
+    private func take(_ destination: String) -> UploadTask {
+        let task = inLane(destination) { lane in
+            let task = lane.takeFirst()
+            lane.holder = task.id
+            lane.readyStamp = nil
+            return task
+        }
+        waiting -= 1
+        return task
+    }
+
+    /// Runs `change` on the lane of `destination` in place, making it if there is none.
+    private func inLane<Result>(_ destination: String, _ change: (inout Lane) -> Result) -> Result {
+        change(&lanes[destination, default: Lane()])
     }
 
     private func takeBatch(limit: Int) -> [UploadTask]? {
-        guard let first = waiting[head...].firstIndex(where: isFree) else { return nil }
-        var picked = [first]
-        var destinations: Set<String> = [waiting[first].destinationKey]
-        let key = waiting[first].batchKey
-        var index = first + 1
-        // A bounded look-ahead: a long queue of tasks that cannot join (other directories,
-        // or one destination uploaded again and again) must not cost a full scan per take.
-        let end = min(waiting.count, first + 1 + 8 * limit)
-        while picked.count < limit && index < end {
-            let task = waiting[index]
-            // A task whose destination is taken (here or by a running push) waits, and so
-            // does every later task for that destination, because `destinations` keeps it.
-            if task.batchKey == key && isFree(task) && !destinations.contains(task.destinationKey) {
-                picked.append(index)
+        guard let destination = popReady(&ready) else { return nil }
+        let first = take(destination)
+        var batch = [first]
+        if var fellows = readyByBatch[first.batchKey] {
+            while batch.count < limit, let other = popReady(&fellows) {
+                batch.append(take(other))
             }
-            destinations.insert(task.destinationKey)
-            index += 1
-        }
-        let batch = picked.map { waiting[$0] }
-        for task in batch { destinationsHeld[task.destinationKey] = task.id }
-        if picked.last! - head + 1 == picked.count {
-            // The common case, a run from the head: just move the head.
-            head += picked.count
-        } else {
-            var remaining = Array(waiting[head...])
-            for offset in picked.reversed() { remaining.remove(at: offset - head) }
-            waiting = remaining
-            head = 0
-        }
-        // Compact now and then so the array does not grow with the total ever queued.
-        if head > 1024 && head * 2 > waiting.count {
-            waiting.removeFirst(head)
-            head = 0
+            readyByBatch[first.batchKey] = fellows.isEmpty ? nil : fellows
         }
         return batch
     }
