@@ -17,6 +17,9 @@ BENCHMARKS.md with date, commit and machine). Every figure is the median of RUNS
   4. references: a plain C loop creating, writing and closing 4 KiB files on the spool's
      file system, with and without an fsync per file.
   5. recovery: start-up time with 10,000 unfinished tasks in the spool.
+  6. one destination: pushes held, every upload to the same path, RUNS consecutive wrk
+     runs of 8 s against one Ferry (the backlog of one lane grows run after run); the
+     figure is each run's accepted/s and the slowest over the fastest (flat is 1.0).
 """
 import datetime
 import http.client
@@ -131,6 +134,24 @@ def ingest(scratch, fsync):
     figures = {key: statistics.median(r[key] for r in results) for key in results[0]}
     report(f"ingest {'fsync' if fsync else 'no-fsync'} runs", results)
     return figures
+
+
+def one_destination(scratch):
+    """Accepted/s of consecutive runs, every upload to one path, pushes held."""
+    settle()
+    spool = os.path.join(scratch, "one-destination")
+    ferry = Ferry(spool, "--incus", STALLED, "--queue-capacity", "100000000", "--no-fsync")
+    rates = []
+    for _ in range(RUNS):
+        output = run(["wrk", "-t2", "-c50", "-d8s", "-s", os.path.join(ROOT, "bench", "upload.lua"),
+                      f"http://{ferry.address}"], env=dict(os.environ, FERRY_BENCH_ONE_PATH="/tmp/ferry-bench/one.bin"))
+        line = next(l for l in output.splitlines() if l.startswith("FERRY "))
+        fields = dict(pair.split("=") for pair in line.split()[1:])
+        rates.append(int(fields["accepted"]) / float(fields["seconds"]))
+    ferry.kill()
+    subprocess.run(["rm", "-rf", spool])
+    report("one destination, consecutive runs, accepted/s", rates)
+    return rates
 
 
 def healthz(scratch):
@@ -315,6 +336,7 @@ def main():
     try:
         durable = ingest(scratch, fsync=True)
         fast = ingest(scratch, fsync=False)
+        lane = one_destination(scratch)
         probe = healthz(scratch)
         large_rate, large_peak, dd_rate = large_upload(scratch)
         daemon = PrivateIncus()
@@ -337,6 +359,8 @@ def main():
          f"{fast['ratio']:.2f} x plain loop (target 0.6)"),
         ("small ingest, --no-fsync p50 / p99 (ms)", f"{fast['p50']:.2f} / {fast['p99']:.2f}",
          f"p99 target 20 ms: {'met' if fast['p99'] <= 20 else 'missed'}"),
+        ("one destination, pushes held, consecutive runs (accepted/s)", " / ".join(f"{r:.0f}" for r in lane),
+         f"slowest {min(lane) / max(lane):.2f} x fastest (flat within 20 %: 0.8)"),
         (f"large upload, {LARGE_MIB} MiB (MB/s)", f"{large_rate:.0f}", f"{large_rate / dd_rate:.2f} x dd (target 0.85)"),
         ("large upload: Ferry peak RSS (MiB)", f"{large_peak / 1048576:.1f}", "target 32 MiB"),
         (f"drain {DRAIN_FILES} x 4 KiB into real Incus (files/s)", f"{drained:.0f}",

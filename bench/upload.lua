@@ -19,9 +19,13 @@ function init(args)
   sent = 0
 end
 
+-- FERRY_BENCH_ONE_PATH sends every upload to that one destination instead: the backlog
+-- of one path (delivered one after the other) is what that figure measures.
+local one_path = os.getenv("FERRY_BENCH_ONE_PATH")
+
 function request()
   sent = sent + 1
-  wrk.headers["X-File-Path"] = string.format("/tmp/ferry-bench/%d-%d.bin", thread_id, sent)
+  wrk.headers["X-File-Path"] = one_path or string.format("/tmp/ferry-bench/%d-%d.bin", thread_id, sent)
   return wrk.format()
 end
 
