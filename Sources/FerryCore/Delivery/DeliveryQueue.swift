@@ -16,59 +16,29 @@ import Foundation
 /// waiting tasks and one lane per destination that has some, nothing more.
 public final class DeliveryQueue: @unchecked Sendable {
     private struct Lane {
-        /// The destination's waiting tasks, oldest first (from `head` on).
-        var tasks: [UploadTask] = []
-        var head = 0
+        /// The destination's waiting tasks, oldest first.
+        var tasks = FIFO<UploadTask>()
         /// The task that holds the destination (handed out, or waiting to retry).
         var holder: String?
         /// Set while the lane is ready: the stamp of its entries in the ready FIFOs (older
         /// entries of the lane are stale and skipped).
         var readyStamp: UInt64?
 
-        var first: UploadTask? { head < tasks.count ? tasks[head] : nil }
-        var isEmpty: Bool { head >= tasks.count }
-        var mayGo: Bool { first.map { holder == nil || holder == $0.id } ?? false }
-
-        mutating func takeFirst() -> UploadTask {
-            let task = tasks[head]
-            head += 1
-            if head > 64 && head * 2 > tasks.count {
-                tasks.removeFirst(head)
-                head = 0
-            }
-            return task
-        }
+        var mayGo: Bool { tasks.first.map { holder == nil || holder == $0.id } ?? false }
     }
 
-    /// A FIFO of ready lanes, entries possibly stale.
-    private struct ReadyFIFO {
-        var entries: [(destination: String, stamp: UInt64)] = []
-        var head = 0
-
-        var isEmpty: Bool { head >= entries.count }
-
-        mutating func append(_ destination: String, _ stamp: UInt64) {
-            entries.append((destination, stamp))
-        }
-
-        mutating func popFirst() -> (destination: String, stamp: UInt64)? {
-            guard head < entries.count else { return nil }
-            let entry = entries[head]
-            head += 1
-            if head > 1024 && head * 2 > entries.count {
-                entries.removeFirst(head)
-                head = 0
-            }
-            return entry
-        }
+    /// A ready lane as the ready FIFOs hold it; stale once the lane's stamp moved on.
+    private struct ReadyEntry {
+        var destination: String
+        var stamp: UInt64
     }
 
     // NSCondition rather than a semaphore: a waiting task may be ineligible (its
     // destination is busy), so "something is queued" is not "something can be taken".
     private let condition = NSCondition()
     private var lanes: [String: Lane] = [:]
-    private var ready = ReadyFIFO()
-    private var readyByBatch: [String: ReadyFIFO] = [:]
+    private var ready = FIFO<ReadyEntry>()
+    private var readyByBatch: [String: FIFO<ReadyEntry>] = [:]
     private var nextStamp: UInt64 = 0
     private var waiting = 0
 
@@ -83,7 +53,7 @@ public final class DeliveryQueue: @unchecked Sendable {
         // tasks on every append, and a backlog to one path would cost O(n) per upload.
         inLane(task.destinationKey) { lane in
             if lane.holder == task.id {
-                lane.tasks.insert(task, at: lane.head)
+                lane.tasks.prepend(task)
             } else {
                 lane.tasks.append(task)
             }
@@ -111,7 +81,7 @@ public final class DeliveryQueue: @unchecked Sendable {
         guard lanes[task.destinationKey]?.holder == task.id else { return }
         let empty = inLane(task.destinationKey) { lane in
             lane.holder = nil
-            return lane.isEmpty
+            return lane.tasks.isEmpty
         }
         if empty {
             lanes[task.destinationKey] = nil
@@ -130,19 +100,21 @@ public final class DeliveryQueue: @unchecked Sendable {
     /// Puts the lane of `destination` in the ready FIFOs if its first task may go and it is
     /// not there yet. Called with the lock held.
     private func markReadyIfItMayGo(_ destination: String) {
-        guard let lane = lanes[destination], lane.readyStamp == nil, lane.mayGo, let first = lane.first else {
+        guard let lane = lanes[destination], lane.readyStamp == nil, lane.mayGo, let first = lane.tasks.first
+        else {
             return
         }
         nextStamp += 1
         let stamp = nextStamp
         inLane(destination) { $0.readyStamp = stamp }
-        ready.append(destination, nextStamp)
-        readyByBatch[first.batchKey, default: ReadyFIFO()].append(destination, nextStamp)
+        ready.append(ReadyEntry(destination: destination, stamp: stamp))
+        readyByBatch[first.batchKey, default: FIFO()].append(
+            ReadyEntry(destination: destination, stamp: stamp))
         condition.signal()
     }
 
     /// The next entry of `fifo` whose lane is still ready with that stamp.
-    private func popReady(_ fifo: inout ReadyFIFO) -> String? {
+    private func popReady(_ fifo: inout FIFO<ReadyEntry>) -> String? {
         while let entry = fifo.popFirst() {
             if lanes[entry.destination]?.readyStamp == entry.stamp { return entry.destination }
         }
@@ -152,7 +124,8 @@ public final class DeliveryQueue: @unchecked Sendable {
     /// Hands out the first task of a ready lane. Called with the lock held.
     private func take(_ destination: String) -> UploadTask {
         let task = inLane(destination) { lane in
-            let task = lane.takeFirst()
+            // A ready lane has a first task: that is what made it ready.
+            let task = lane.tasks.popFirst()!
             lane.holder = task.id
             lane.readyStamp = nil
             return task
