@@ -24,21 +24,36 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 "$here/incus-env.sh" install
 
-# scripts/check-openapi.py checks docs/openapi.yaml with openapi-spec-validator (PyPI),
-# pinned to one version.
-openapi_validator=openapi-spec-validator==0.9.0
-if ! python3 -c 'import openapi_spec_validator' 2>/dev/null; then
-  echo "install-deps: installing $openapi_validator" >&2
+# pip_install REQUIREMENT: pip, or with --break-system-packages where Debian's Python
+# refuses (externally managed).
+pip_install() {
   if ! python3 -m pip --version >/dev/null 2>&1; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
   fi
-  if ! log=$(python3 -m pip install -q "$openapi_validator" 2>&1); then
+  local log
+  if ! log=$(python3 -m pip install -q "$1" 2>&1); then
     if grep -q externally-managed-environment <<<"$log"; then
-      python3 -m pip install -q --break-system-packages "$openapi_validator"
+      python3 -m pip install -q --break-system-packages "$1"
     else
       echo "$log" >&2
       exit 1
     fi
   fi
+}
+
+# scripts/check-openapi.py checks docs/openapi.yaml with openapi-spec-validator (PyPI),
+# pinned to one version.
+openapi_validator=openapi-spec-validator==0.9.0
+if ! python3 -c 'import openapi_spec_validator' 2>/dev/null; then
+  echo "install-deps: installing $openapi_validator" >&2
+  pip_install "$openapi_validator"
+fi
+
+# scripts/schemathesis.sh runs schemathesis (PyPI) against a live Ferry, pinned to one
+# version: another could check differently.
+schemathesis_version=4.32.5
+if ! python3 -c "import schemathesis, sys; sys.exit(schemathesis.__version__ != '$schemathesis_version')" 2>/dev/null; then
+  echo "install-deps: installing schemathesis==$schemathesis_version" >&2
+  pip_install "schemathesis==$schemathesis_version"
 fi

@@ -19,4 +19,7 @@ scripts/fuzz.sh "${FERRY_TEST_FUZZ_SECONDS:-10}"
 swift build --build-tests
 export FERRY_BIN="$root/.build/debug/ferry"
 export FERRY_INCUS_ENV="$root/scripts/incus-env.sh"
+
+# docs/openapi.yaml against live Ferrys, every schemathesis check (about a minute).
+scripts/schemathesis.sh "$FERRY_BIN"
 swift test --skip-build --disable-swift-testing "$@"

@@ -14,10 +14,13 @@ extension HTTPRequestHead {
             query = nil
         }
         var headers: [(name: String, value: String)] = []
+        var notUTF8: [String] = []
         var field = evhttp_request_get_input_headers(request)?.pointee.tqh_first
         while let current = field {
-            headers.append(
-                (String(cString: current.pointee.key), String(cString: current.pointee.value)))
+            let name = String(cString: current.pointee.key)
+            let value = String(validatingCString: current.pointee.value)
+            if value == nil { notUTF8.append(name) }
+            headers.append((name, value ?? String(cString: current.pointee.value)))
             field = current.pointee.next.tqe_next
         }
         var peer = "unknown"
@@ -30,6 +33,7 @@ extension HTTPRequestHead {
         self.init(
             method: Self.methodName(evhttp_request_get_command(request)), path: path,
             query: query, headers: headers, peer: peer)
+        self.notUTF8 = notUTF8
         requestID = RequestID.adopt(value(of: RequestID.header)) ?? RequestID.make()
     }
 

@@ -10,6 +10,9 @@ public struct HTTPRequestHead: Sendable {
     public var headers: [(name: String, value: String)]
     /// The peer's address as `host:port`.
     public var peer: String
+    /// Names of the header fields whose value is not UTF-8 (as sent). Their value in
+    /// `headers` has each bad sequence replaced by U+FFFD, so it is not what the client sent.
+    public var notUTF8: [String] = []
     /// The id this request goes by in logs and answers: the client's `X-Request-Id` when it
     /// is usable, else one made up by the server.
     public var requestID: String
@@ -30,6 +33,12 @@ public struct HTTPRequestHead: Sendable {
     public func values(of name: String) -> [String] {
         let wanted = name.lowercased()
         return headers.compactMap { $0.name.lowercased() == wanted ? $0.value : nil }
+    }
+
+    /// Whether some value of the header `name` is not UTF-8 (compared case-insensitively).
+    public func isNotUTF8(_ name: String) -> Bool {
+        let wanted = name.lowercased()
+        return notUTF8.contains { $0.lowercased() == wanted }
     }
 
     /// The single value of header `name`, or nil if it is absent.

@@ -268,6 +268,11 @@ final class FerryRouter: HTTPHandler, Sendable {
     }
 
     private static func validate(_ head: HTTPRequestHead) throws(APIError) -> UploadRequest {
+        // The values were read as UTF-8 with bad bytes replaced: a destination from one of
+        // them would not be the one the client named.
+        if let name = UploadContract.headers.first(where: head.isNotUTF8) {
+            throw .contract(.notUTF8(name))
+        }
         do {
             return try UploadContract.validate(head.values(of:))
         } catch {

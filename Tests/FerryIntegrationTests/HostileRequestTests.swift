@@ -33,6 +33,11 @@ final class HostileRequestTests: XCTestCase {
 
     private static func raw(_ text: String) -> [UInt8] { Array(text.utf8) }
 
+    /// The same request with every character below U+0100 sent as one byte (Latin-1).
+    private static func latin1(_ bytes: [UInt8]) -> [UInt8] {
+        String(decoding: bytes, as: UTF8.self).unicodeScalars.map { UInt8(truncatingIfNeeded: $0.value) }
+    }
+
     private static let cases: [Case] = [
         // Traversal and malformed destinations.
         Case(name: "dot-dot segment", bytes: upload(path: "/tmp/../etc/shadow"), status: 400),
@@ -50,6 +55,10 @@ final class HostileRequestTests: XCTestCase {
             status: 400),
         Case(name: "control byte in path", bytes: upload(path: "/tmp/a\u{01}b"), status: 400),
         Case(name: "DEL in path", bytes: upload(path: "/tmp/a\u{7f}b"), status: 400),
+        Case(name: "Latin-1 path, not UTF-8", bytes: latin1(upload(path: "/tmp/caf\u{e9}")), status: 400),
+        Case(
+            name: "Latin-1 host name, not UTF-8",
+            bytes: latin1(upload(path: "/tmp/", extra: [("X-Host-Path", "C:\\caf\u{e9}.txt")])), status: 400),
         Case(name: "NUL cuts the path to nothing", bytes: upload(path: "\u{0}/etc/x"), status: 400),
         Case(name: "NUL inside the path", bytes: upload(path: "/tmp/x\u{0}/../../etc/y"), status: 400),
         Case(

@@ -9,6 +9,8 @@ public enum ContractViolation: Error, Equatable, Sendable, CustomStringConvertib
     case invalidMode(String)
     case invalidOwner(header: String, value: String)
     case invalidFlag(header: String, value: String)
+    /// The value is not UTF-8 (a Latin-1 `é`, say): read as text it would name another file.
+    case notUTF8(String)
 
     public var description: String {
         switch self {
@@ -23,6 +25,7 @@ public enum ContractViolation: Error, Equatable, Sendable, CustomStringConvertib
             "invalid \(header) \(Self.quoted(value)): expected a number 0-4294967294"
         case .invalidFlag(let header, let value):
             "invalid \(header) \(Self.quoted(value)): expected true or false"
+        case .notUTF8(let name): "invalid \(name): not UTF-8"
         }
     }
 

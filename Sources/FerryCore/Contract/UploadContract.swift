@@ -10,6 +10,10 @@ public enum UploadContract {
     public static let uidHeader = "X-File-Uid"
     public static let gidHeader = "X-File-Gid"
     public static let createDirsHeader = "X-Create-Dirs"
+    /// Every contract header.
+    public static let headers = [
+        containerHeader, pathHeader, hostPathHeader, modeHeader, uidHeader, gidHeader, createDirsHeader,
+    ]
 
     /// Validates the contract headers.
     ///
