@@ -44,7 +44,9 @@ static LineReader libraryLineReader;
 // lines read meanwhile are that head's.
 static _Thread_local struct evhttp_request *requestBeingParsed;
 static _Atomic(CFerryHook_HeadObserver) nulObserver;
-static atomic_uint_fast64_t headLinesSeen;
+// Set once a hook has run: the start-up probe's proof. A flag, not a count, so the hot
+// path reads a shared line and does not write it again and again from every loop.
+static atomic_bool headLineHookRan;
 static atomic_int_fast64_t connectionsOpen;
 static atomic_int_fast64_t connectionCap = INT64_MAX;
 static atomic_int_fast64_t connectionMaximum = INT64_MAX;
@@ -56,7 +58,7 @@ static size_t overflowCapacity;
 static atomic_size_t overflowCount;
 static atomic_uint_fast64_t connectionsRefused;
 static _Atomic(CFerryHook_HeadObserver) headObserver;
-static atomic_uint_fast64_t firstLinesSeen;
+static atomic_bool firstLineHookRan;
 static pthread_once_t libraryConstructorOnce = PTHREAD_ONCE_INIT;
 static _Atomic(CFerryHook_RequestObserver) requestObserver;
 static atomic_uint_fast64_t requestsSeen;
@@ -181,8 +183,8 @@ uint64_t CFerryHook_connectionsRefused(void) {
     return atomic_load(&connectionsRefused);
 }
 
-uint64_t CFerryHook_firstLinesSeen(void) {
-    return atomic_load(&firstLinesSeen);
+bool CFerryHook_firstLineHookRan(void) {
+    return atomic_load(&firstLineHookRan);
 }
 
 void CFerryHook_setHeadObserver(CFerryHook_HeadObserver observer) {
@@ -196,7 +198,9 @@ int evhttp_parse_firstline_(struct evhttp_request *request, struct evbuffer *buf
     if (libraryFirstLineParser == NULL) {
         return -1;  // DATA_CORRUPTED: the request fails, and so does the start-up probe
     }
-    atomic_fetch_add(&firstLinesSeen, 1);
+    if (!atomic_load_explicit(&firstLineHookRan, memory_order_relaxed)) {
+        atomic_store(&firstLineHookRan, true);
+    }
     CFerryHook_HeadObserver observer = atomic_load(&headObserver);
     if (observer != NULL && request->kind == EVHTTP_REQUEST) {
         observer(request, request->evcon, request->cb_arg);
@@ -233,7 +237,9 @@ char *evbuffer_readln(struct evbuffer *buffer, size_t *length, enum evbuffer_eol
     }
     struct evhttp_request *request = requestBeingParsed;
     if (line != NULL && request != NULL) {
-        atomic_fetch_add(&headLinesSeen, 1);
+        if (!atomic_load_explicit(&headLineHookRan, memory_order_relaxed)) {
+            atomic_store(&headLineHookRan, true);
+        }
         CFerryHook_HeadObserver observer = atomic_load(&nulObserver);
         if (observer != NULL && memchr(line, 0, read) != NULL) {
             observer(request, request->evcon, request->cb_arg);
@@ -246,8 +252,8 @@ void CFerryHook_setNULObserver(CFerryHook_HeadObserver observer) {
     atomic_store(&nulObserver, observer);
 }
 
-uint64_t CFerryHook_headLinesSeen(void) {
-    return atomic_load(&headLinesSeen);
+bool CFerryHook_headLineHookRan(void) {
+    return atomic_load(&headLineHookRan);
 }
 
 // libevent logs every refused connection and every failed accept; under attack that is

@@ -13,6 +13,9 @@ public struct HTTPRequestHead: Sendable {
     /// Names of the header fields whose value is not UTF-8 (as sent). Their value in
     /// `headers` has each bad sequence replaced by U+FFFD, so it is not what the client sent.
     public var notUTF8: [String] = []
+    /// How the body is delimited, as the HTTP layer judged it before any route saw the
+    /// head (a head whose framing could be read two ways never reaches a route).
+    public var framing = BodyFraming.none
     /// The id this request goes by in logs and answers: the client's `X-Request-Id` when it
     /// is usable, else one made up by the server.
     public var requestID: String

@@ -221,7 +221,9 @@ public final class HTTPServer: @unchecked Sendable {
             arrivingHeads[connection] = nil
         }
         let holdsNUL = headsWithNUL.remove(request) != nil
-        let head = HTTPRequestHead(request: request)
+        var head = HTTPRequestHead(request: request)
+        let framing = BodyFraming.of(head)
+        if case .success(let judged) = framing { head.framing = judged }
         let exchange = Exchange(request: request, head: head)
         exchanges[request] = exchange
         let me = Unmanaged.passUnretained(self).toOpaque()
@@ -250,7 +252,7 @@ public final class HTTPServer: @unchecked Sendable {
             admission = .reject(connectionLimit.answer)
         } else if holdsNUL {
             admission = .reject(handler.malformed(head, .nulByte))
-        } else if case .failure(let violation) = BodyFraming.of(head) {
+        } else if case .failure(let violation) = framing {
             admission = .reject(handler.malformed(head, .framing(violation)))
         } else {
             admission = handler.admit(head)
@@ -482,10 +484,10 @@ public struct ConnectionLimit: Sendable {
     /// Sockets that may linger after an early answer (each holds a descriptor).
     public var lingeringCap: Int
 
-    public init(maximum: Int64, answer: HTTPResponse, cap: Int64? = nil, lingeringCap: Int = 1024) {
+    public init(maximum: Int64, answer: HTTPResponse, cap: Int64, lingeringCap: Int) {
         self.maximum = maximum
         self.answer = answer
-        self.cap = cap ?? maximum + max(16, maximum / 16)
+        self.cap = cap
         self.lingeringCap = lingeringCap
     }
 }

@@ -28,12 +28,12 @@ public enum StreamingProbe {
                     + "The executable must export evhttp_request_new (check `nm -D`) and "
                     + "libevent must call it through its PLT.")
         }
-        guard CFerryHook_headLinesSeen() > 0 else {
+        guard CFerryHook_headLineHookRan() else {
             throw HTTPServerError.streamingUnavailable(
                 "libevent read a request head without Ferry's line hook, so NUL bytes in heads would go unseen"
             )
         }
-        guard CFerryHook_firstLinesSeen() > 0 else {
+        guard CFerryHook_firstLineHookRan() else {
             throw HTTPServerError.streamingUnavailable(
                 "libevent parsed a request line without Ferry's hook, so --header-timeout cannot hold")
         }

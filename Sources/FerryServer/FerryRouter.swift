@@ -119,7 +119,7 @@ final class FerryRouter: HTTPHandler, Sendable {
     /// Routes other than `/upload` take no body: one announced (a non-zero length, or any
     /// chunked body) is refused from the head, before a byte of it is read into memory.
     private static func bodyRefusal(_ head: HTTPRequestHead) -> APIError? {
-        BodyFraming.of(head) == .success(.none) ? nil : .bodyNotAllowed
+        head.framing == .none ? nil : .bodyNotAllowed
     }
 
     /// The answer-maker of a read-only route that needs no token (`/healthz`, `/readyz`,
@@ -171,11 +171,11 @@ final class FerryRouter: HTTPHandler, Sendable {
     private func admitUpload(_ head: HTTPRequestHead, rule: TokenRule?) -> HTTPAdmission {
         let started = Monotonic.seconds()
         let request: UploadRequest
-        let declaredLength: UInt64?
+        // nil: a chunked body. The HTTP layer judged the framing already.
+        let declaredLength = head.framing.announcedLength
         let idempotencyKey: String?
         do throws(APIError) {
             request = try Self.validate(head)
-            declaredLength = try Self.declaredLength(head)
             idempotencyKey = try Self.idempotencyKey(head)
         } catch {
             return refuse(error, head)
@@ -277,15 +277,6 @@ final class FerryRouter: HTTPHandler, Sendable {
             return try UploadContract.validate(head.values(of:))
         } catch {
             throw .contract(error)
-        }
-    }
-
-    /// The body length announced by the head (nil: chunked). The HTTP layer has refused
-    /// framings two parties could read differently before any route sees the head.
-    private static func declaredLength(_ head: HTTPRequestHead) throws(APIError) -> UInt64? {
-        switch BodyFraming.of(head) {
-        case .success(let framing): return framing.announcedLength
-        case .failure(let violation): throw .badFraming(violation.reason)
         }
     }
 

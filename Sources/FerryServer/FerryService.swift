@@ -65,7 +65,7 @@ public final class FerryService {
             others.enter()
             running.enter()
             let thread = Thread {
-                Self.nameThisThread("ferry-loop")
+                WorkerThread.nameCurrentThread("ferry-loop")
                 running.leave()
                 loop.run()
                 others.leave()
@@ -201,15 +201,6 @@ public final class FerryService {
                 }
             }
         }
-    }
-
-    /// Names the calling thread for `top -H` and /proc/PID/task/*/comm (Foundation's
-    /// `Thread.name` was seen to leave some threads unnamed).
-    private static func nameThisThread(_ name: String) {
-        let descriptor = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { return }
-        _ = name.withCString { write(descriptor, $0, strlen($0)) }
-        close(descriptor)
     }
 
     /// Whether `address` (`HOST:PORT`) is on the loopback interface.

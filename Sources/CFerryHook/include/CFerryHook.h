@@ -48,17 +48,17 @@ typedef void (*CFerryHook_HeadObserver)(
 /// Installs the observer of arriving heads (interposes `evhttp_parse_firstline_`). NULL removes it.
 void CFerryHook_setHeadObserver(CFerryHook_HeadObserver observer);
 
-/// How often the interposed `evhttp_parse_firstline_` ran. Zero after a request arrived
+/// Whether the interposed `evhttp_parse_firstline_` has run. False after a request arrived
 /// means the header deadline cannot hold.
-uint64_t CFerryHook_firstLinesSeen(void);
+bool CFerryHook_firstLineHookRan(void);
 
 /// Called when a line of a server request's head holds a NUL byte (interposes
 /// `evhttp_parse_headers_` and `evbuffer_readln`). NULL removes it.
 void CFerryHook_setNULObserver(CFerryHook_HeadObserver observer);
 
-/// Head lines the interposed `evbuffer_readln` has looked at. Zero after a request arrived
-/// means NUL bytes in heads go unseen.
-uint64_t CFerryHook_headLinesSeen(void);
+/// Whether the interposed `evbuffer_readln` has looked at a head line. False after a
+/// request arrived means NUL bytes in heads go unseen.
+bool CFerryHook_headLineHookRan(void);
 
 /// Sends libevent's own log lines to stderr at most once a second.
 void CFerryHook_quietLibeventLogs(void);

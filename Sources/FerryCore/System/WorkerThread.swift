@@ -2,7 +2,17 @@ import Glibc
 
 /// Detached threads started with `pthread_create`, whose failure is reported: Foundation's
 /// `Thread.start()` on Linux drops it, and the work then silently never runs.
-enum WorkerThread {
+public enum WorkerThread {
+    /// Names the calling thread for `top -H` and /proc/PID/task/*/comm (its first 15
+    /// bytes). Glibc's module leaves out `pthread_setname_np`, and Foundation's
+    /// `Thread.name` was seen to leave some threads unnamed.
+    public static func nameCurrentThread(_ name: String) {
+        let descriptor = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return }
+        _ = name.withCString { write(descriptor, $0, min(15, strlen($0))) }
+        close(descriptor)
+    }
+
     /// Runs `body` on a new detached thread named `name` (its first 15 bytes).
     ///
     /// - Throws: ``SystemError`` when the system cannot start a thread.
@@ -32,16 +42,11 @@ private final class ThreadWork {
     }
 }
 
-/// The thread's entry: names it (for `top -H` and /proc; Glibc's module leaves out
-/// `pthread_setname_np`), then runs its work.
+/// The thread's entry: names it, then runs its work.
 private func runThreadWork(_ argument: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
     guard let argument else { return nil }
     let work = Unmanaged<ThreadWork>.fromOpaque(argument).takeRetainedValue()
-    let descriptor = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
-    if descriptor >= 0 {
-        _ = work.name.withCString { write(descriptor, $0, min(15, strlen($0))) }
-        close(descriptor)
-    }
+    WorkerThread.nameCurrentThread(work.name)
     work.body()
     return nil
 }
