@@ -25,6 +25,8 @@ let package = Package(
         ),
         // libc headers the Glibc module leaves out (extended attributes).
         .systemLibrary(name: "CSystem", path: "Sources/CSystem"),
+        // SQLite as Debian ships it (libsqlite3-dev 3.40.1): the task store.
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         // The one thing Swift cannot do: interpose evhttp_request_new so that server
         // requests get header and chunk callbacks (streaming) on libevent 2.1.
         .target(name: "CFerryHook", linkerSettings: [.linkedLibrary("dl")]),
@@ -34,7 +36,7 @@ let package = Package(
         .target(
             name: "FerryCore",
             dependencies: [
-                "CSystem",
+                "CSystem", "CSQLite",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),

@@ -16,10 +16,13 @@ BENCHMARKS.md with date, commit and machine). Every figure is the median of RUNS
      `incus file push` of one file per call.
   4. references: a plain C loop creating, writing and closing 4 KiB files on the spool's
      file system, with and without an fsync per file.
-  5. recovery: start-up time with 10,000 unfinished tasks in the spool.
+  5. recovery: start-up time with 100,000 unfinished tasks in the spool.
   6. one destination: pushes held, every upload to the same path, RUNS consecutive wrk
      runs of 8 s against one Ferry (the backlog of one lane grows run after run); the
      figure is each run's accepted/s and the slowest over the fastest (flat is 1.0).
+  7. history: 150,000 uploads to distinct paths delivered by a no-op pusher (/bin/true)
+     with retention on, in thirds: accepted+delivered/s of each third, then RSS, the
+     spool's files and whether the oldest task is still served.
 """
 import datetime
 import http.client
@@ -38,7 +41,8 @@ FERRY = os.path.join(ROOT, ".build", "release", "ferry")
 REFERENCE = os.path.join(ROOT, ".build", "bench-reference-files")
 RUNS = int(os.environ.get("FERRY_BENCH_RUNS", "3"))
 SECONDS = os.environ.get("FERRY_BENCH_SECONDS", "10")
-RECOVERY_TASKS = int(os.environ.get("FERRY_BENCH_RECOVERY_TASKS", "10000"))
+RECOVERY_TASKS = int(os.environ.get("FERRY_BENCH_RECOVERY_TASKS", "100000"))
+HISTORY = int(os.environ.get("FERRY_BENCH_HISTORY", "150000"))
 LARGE_MIB = int(os.environ.get("FERRY_BENCH_LARGE_MIB", "2048"))
 DRAIN_FILES = int(os.environ.get("FERRY_BENCH_DRAIN_FILES", "1000"))
 SINGLE_PUSHES = int(os.environ.get("FERRY_BENCH_SINGLE_PUSHES", "40"))
@@ -152,6 +156,59 @@ def one_destination(scratch):
     subprocess.run(["rm", "-rf", spool])
     report("one destination, consecutive runs, accepted/s", rates)
     return rates
+
+
+def counter(text, name, labels):
+    """The value of one Prometheus sample in /metrics text (0 when absent)."""
+    pattern = re.escape(name) + r"\{" + ",".join(re.escape(f'{k}="{v}"') for k, v in labels) + r"\} (\S+)$"
+    match = re.search("^" + pattern, text, re.M)
+    return float(match.group(1)) if match else 0
+
+
+def history(scratch):
+    """HISTORY uploads to distinct paths in thirds, delivered by a no-op pusher, retention on:
+    each third's accepted+delivered rate (from its first request until its last upload is
+    delivered), then RSS, the spool's files, and whether the oldest task is still served."""
+    settle()
+    spool = os.path.join(scratch, "history")
+    ferry = Ferry(spool, "--incus", "/bin/true", "--no-fsync", "--queue-capacity", "100000000",
+                  "--retention", "24h")
+    host, port = ferry.address.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port))
+    connection.request("POST", "/upload", body=b"first", headers={
+        "X-Container-Name": "bench", "X-File-Path": "/tmp/ferry-bench/oldest.bin"})
+    first = connection.getresponse()
+    oldest = re.search(r'"id":"([0-9a-f]+)"', first.read().decode()).group(1)
+
+    def totals():
+        _, text = ferry.get("/metrics")
+        accepted = counter(text, "ferry_http_requests_total", [("route", "/upload"), ("status", "202")])
+        return accepted, counter(text, "ferry_push_attempts_total", [("outcome", "delivered")])
+
+    rates = []
+    for third in range(3):
+        before, _ = totals()
+        started = time.monotonic()
+        run(["wrk", "-t2", "-c50", "-d600s", "-s", os.path.join(ROOT, "bench", "upload.lua"),
+             f"http://{ferry.address}"],
+            env=dict(os.environ, FERRY_BENCH_LIMIT=str(HISTORY // 6), FERRY_BENCH_PREFIX=f"/tmp/ferry-bench/{third}"))
+        while True:
+            accepted, delivered = totals()
+            if delivered >= accepted:
+                break
+            time.sleep(0.05)
+        rates.append((accepted - before) / (time.monotonic() - started))
+    accepted, _ = totals()
+    with open(f"/proc/{ferry.process.pid}/status") as status:
+        rss = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
+    files = len(os.listdir(spool))
+    status, text = ferry.get(f"/tasks/{oldest}")
+    served = status == 200 and '"state":"delivered"' in text
+    ferry.kill()
+    subprocess.run(["rm", "-rf", spool])
+    figures = {"rates": rates, "accepted": accepted, "rss": rss, "files": files, "oldest_served": served}
+    report("history", figures)
+    return figures
 
 
 def healthz(scratch):
@@ -295,16 +352,10 @@ def recovery(scratch):
     spool = os.path.join(scratch, "recovery")
     stalled = os.path.join(ROOT, "bench", "stalled-incus")
     ferry = Ferry(spool, "--incus", stalled, "--workers", "1", "--no-fsync", "--queue-capacity", "1000000")
-    host, port = ferry.address.rsplit(":", 1)
-    connection = http.client.HTTPConnection(host, int(port))
-    body = b"x" * 4096
-    for number in range(RECOVERY_TASKS):
-        connection.request("POST", "/upload", body=body, headers={
-            "X-Container-Name": "bench", "X-File-Path": f"/tmp/recovery/{number}"})
-        response = connection.getresponse()
-        response.read()
-        if response.status != 202:
-            raise RuntimeError(f"upload {number}: {response.status}")
+    run(["wrk", "-t2", "-c50", "-d600s", "-s", os.path.join(ROOT, "bench", "upload.lua"), f"http://{ferry.address}"],
+        env=dict(os.environ, FERRY_BENCH_LIMIT=str(RECOVERY_TASKS // 2), FERRY_BENCH_PREFIX="/tmp/recovery"))
+    _, text = ferry.get("/metrics")
+    tasks = int(counter(text, "ferry_http_requests_total", [("route", "/upload"), ("status", "202")]))
     ferry.kill(signal.SIGKILL)
     seconds = []
     for _ in range(RUNS):
@@ -312,12 +363,13 @@ def recovery(scratch):
         ferry = Ferry(spool, "--incus", stalled, "--workers", "1", "--queue-capacity", "1000000")
         ready = time.monotonic() - started
         recovered = next(l for l in ferry.lines if "spool recovered" in l)
-        if f"requeued={RECOVERY_TASKS}" not in recovered:
-            raise RuntimeError("recovery did not requeue every task: " + recovered)
+        if f"requeued={tasks}" not in recovered:
+            raise RuntimeError(f"recovery did not requeue all {tasks} tasks: " + recovered)
         ferry.kill(signal.SIGKILL)
         seconds.append(ready)
     subprocess.run(["rm", "-rf", spool])
-    return statistics.median(seconds)
+    report("recovery", {"tasks": tasks, "seconds": seconds})
+    return tasks, statistics.median(seconds)
 
 
 def machine():
@@ -337,6 +389,7 @@ def main():
         durable = ingest(scratch, fsync=True)
         fast = ingest(scratch, fsync=False)
         lane = one_destination(scratch)
+        kept = history(scratch)
         probe = healthz(scratch)
         large_rate, large_peak, dd_rate = large_upload(scratch)
         daemon = PrivateIncus()
@@ -346,7 +399,7 @@ def main():
             single = single_pushes(scratch, daemon)
         finally:
             daemon.stop()
-        recovered = recovery(scratch)
+        recovered_tasks, recovered = recovery(scratch)
     finally:
         subprocess.run(["rm", "-rf", scratch])
 
@@ -361,6 +414,12 @@ def main():
          f"p99 target 20 ms: {'met' if fast['p99'] <= 20 else 'missed'}"),
         ("one destination, pushes held, consecutive runs (accepted/s)", " / ".join(f"{r:.0f}" for r in lane),
          f"slowest {min(lane) / max(lane):.2f} x fastest (flat within 20 %: 0.8)"),
+        (f"{kept['accepted']:.0f} uploads, no-op pusher, retention on: accepted+delivered/s by third",
+         " / ".join(f"{r:.0f}" for r in kept["rates"]),
+         f"last {kept['rates'][2] / kept['rates'][0]:.2f} x first (target 0.8); target 5,000/s"),
+        ("after them: RSS (MiB) / spool files / oldest task served",
+         f"{kept['rss'] / 1048576:.1f} / {kept['files']} / {'yes' if kept['oldest_served'] else 'NO'}",
+         "targets 48 MiB / 100 files"),
         (f"large upload, {LARGE_MIB} MiB (MB/s)", f"{large_rate:.0f}", f"{large_rate / dd_rate:.2f} x dd (target 0.85)"),
         ("large upload: Ferry peak RSS (MiB)", f"{large_peak / 1048576:.1f}", "target 32 MiB"),
         (f"drain {DRAIN_FILES} x 4 KiB into real Incus (files/s)", f"{drained:.0f}",
@@ -373,7 +432,7 @@ def main():
         ("reference: same loop with fsync per file (files/s)", f"{durable['loop']:.0f}", ""),
         ("reference: dd to the spool's file system, conv=fdatasync (MB/s)", f"{dd_rate:.0f}", ""),
         ("reference: incus file push, one file per call (files/s)", f"{single:.1f}", ""),
-        (f"recovery of {RECOVERY_TASKS} unfinished tasks (s to listening)", f"{recovered:.2f}", ""),
+        (f"recovery of {recovered_tasks} unfinished tasks (s to listening)", f"{recovered:.2f}", "seconds, not minutes"),
     ]
     header = (f"### {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}\n\n"
               f"Machine: {machine()}. Medians of {RUNS} runs; ingest runs {SECONDS} s each.\n")

@@ -22,10 +22,17 @@ end
 -- FERRY_BENCH_ONE_PATH sends every upload to that one destination instead: the backlog
 -- of one path (delivered one after the other) is what that figure measures.
 local one_path = os.getenv("FERRY_BENCH_ONE_PATH")
+-- FERRY_BENCH_PREFIX: the directory of the destinations (distinct per run, so that
+-- consecutive runs against one Ferry never repeat a path).
+local prefix = os.getenv("FERRY_BENCH_PREFIX") or "/tmp/ferry-bench"
+-- FERRY_BENCH_LIMIT: each thread stops once this many of its uploads were answered 202,
+-- instead of after a duration (requests in flight then may still be taken: the server's
+-- own counters say exactly how many it accepted).
+local limit = tonumber(os.getenv("FERRY_BENCH_LIMIT") or "0")
 
 function request()
   sent = sent + 1
-  wrk.headers["X-File-Path"] = one_path or string.format("/tmp/ferry-bench/%d-%d.bin", thread_id, sent)
+  wrk.headers["X-File-Path"] = one_path or string.format("%s/%d-%d.bin", prefix, thread_id, sent)
   return wrk.format()
 end
 
@@ -34,6 +41,9 @@ function response(status, headers, body)
     accepted = accepted + 1
   else
     refused = refused + 1
+  end
+  if limit > 0 and accepted >= limit then
+    wrk.thread:stop()
   end
 end
 

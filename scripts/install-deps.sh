@@ -4,9 +4,10 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 here=$(cd "$(dirname "$0")" && pwd)
 
-# nginx-light: NginxTests run Ferry behind a real nginx with deploy/nginx/.
+# libsqlite3-dev: the task store. nginx-light: NginxTests run Ferry behind a real nginx
+# with deploy/nginx/.
 missing=()
-for package in libevent-dev pkg-config nginx-light; do
+for package in libevent-dev libsqlite3-dev pkg-config nginx-light; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -133,6 +133,21 @@ extension APIError {
     }
 }
 
+extension APIError {
+    /// The answer to an upload refused before, during or at the end of its body.
+    init(_ refusal: UploadRefusal) {
+        switch refusal {
+        case .bodyTooLarge(let limit): self = .bodyTooLarge(limit: limit)
+        case .forbidden(let refusal): self = .forbidden(refusal)
+        case .capacity(let refusal): self = APIError(refusal)
+        case .insufficientStorage(let reason): self = .insufficientStorage(reason)
+        case .storage(let reason): self = .serverFault(reason)
+        case .idempotencyKeyMismatch(let id): self = .idempotencyKeyMismatch(id: id)
+        case .idempotencyKeyInProgress: self = .idempotencyKeyInProgress
+        }
+    }
+}
+
 /// JSON bodies, encoded with Foundation's encoder.
 enum JSON {
     static func encode(_ value: some Encodable) -> [UInt8] {

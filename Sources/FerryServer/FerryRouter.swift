@@ -100,7 +100,8 @@ final class FerryRouter: HTTPHandler, Sendable {
                 return refuse(.methodNotAllowed(allowed: "GET, HEAD"), head)
             }
             if let refusal = Self.bodyRefusal(head) { return refuse(refusal, head) }
-            return .accept(Answer(probe))
+            // /metrics counts tasks in the store: never on a loop's thread.
+            return .accept(Answer(probe, offLoop: head.path == "/metrics"))
         }
         if TaskRoutes.matches(head.path) {
             // Authentication first: a stranger learns nothing from how a body is judged.
@@ -108,7 +109,7 @@ final class FerryRouter: HTTPHandler, Sendable {
                 Self.bodyRefusal(head).map { .failure($0) } ?? tasks.route(head, rule: rule)
             }
             switch route {
-            // Task actions touch the spool (records, bytes): never on a loop's thread.
+            // Task routes read the store and touch the spool: never on a loop's thread.
             case .success(let answer): return .accept(Answer(answer, offLoop: true))
             case .failure(let error): return refuse(error, head)
             }
@@ -187,83 +188,44 @@ final class FerryRouter: HTTPHandler, Sendable {
             return refuse(.forbidden(refusal), head, request)
         }
         let tokenLimit = rule.flatMap { rule in
-            rule.maxUpload.map {
-                TokenLimit(
-                    bytes: $0,
+            rule.maxUpload.map { limit in
+                (
+                    bytes: limit,
                     refusal: AccessRefusal(
-                        token: rule.name, rule: "max_upload", detail: "more than \($0) bytes"))
+                        token: rule.name, rule: "max_upload", detail: "more than \(limit) bytes")
+                )
             }
         }
-        if let idempotencyKey {
-            switch service.store.claim(idempotencyKey: idempotencyKey, owner: rule?.name) {
-            case .existing(let record)
-            where record.request != request || (declaredLength.map { $0 != record.bytes } ?? false):
-                // Another upload under a used key: answering with the first task would
-                // drop this body silently.
-                return refuse(.idempotencyKeyMismatch(id: record.id), head, request)
-            case .existing(let record):
-                logger.info(
-                    "upload repeated",
-                    metadata: [
-                        "task": "\(record.id)", "idempotency_key": "\(idempotencyKey)",
-                        "request_id": "\(head.requestID)",
-                    ])
-                // The first task's answer; the repeated body is not read.
-                return .reject(UploadStream.accepted(record))
-            case .inProgress:
-                return refuse(.idempotencyKeyInProgress, head, request)
-            case .claimed:
-                break
-            }
-        }
-        let reservedBytes = declaredLength ?? 0
-        if let refusal = promiseDisk(reservedBytes) {
-            if let idempotencyKey { service.store.release(idempotencyKey: idempotencyKey, owner: rule?.name) }
-            return refuse(refusal, head, request)
-        }
+        let plan = UploadPlan(
+            request: request, announcedLength: declaredLength, idempotencyKey: idempotencyKey,
+            owner: rule?.name,
+            quota: rule?.quota, maxBodySize: configuration.maxBodySize, tokenLimit: tokenLimit,
+            minFreeDisk: configuration.minFreeDisk, requestID: head.requestID)
+        let admission: UploadAdmission
         do {
-            try service.capacity.reserve(bytes: reservedBytes, owner: rule?.name, quota: rule?.quota)
+            admission = try service.begin(plan)
         } catch {
-            service.spool.settle(reservedBytes)
-            if let idempotencyKey { service.store.release(idempotencyKey: idempotencyKey, owner: rule?.name) }
+            if case .storage(let reason) = error {
+                logger.error("cannot begin upload", metadata: ["error": "\(reason)"])
+            }
             return refuse(APIError(error), head, request)
         }
-        let file: SpoolFile
-        do {
-            file = try service.spool.create(id: TaskID.make())
-        } catch {
-            service.spool.settle(reservedBytes)
-            service.capacity.cancel(bytes: reservedBytes, owner: rule?.name)
-            if let idempotencyKey { service.store.release(idempotencyKey: idempotencyKey, owner: rule?.name) }
-            if error.isNoSpace { return refuse(.insufficientStorage(error.description), head, request) }
-            logger.error("cannot create spool file", metadata: ["error": "\(error)"])
-            return refuse(.serverFault(error.description), head, request)
-        }
-        return .accept(
-            UploadStream(
-                request: request, file: file, service: service, reservedBytes: reservedBytes,
-                announced: declaredLength != nil, idempotencyKey: idempotencyKey,
-                maxBodySize: configuration.maxBodySize, tokenLimit: tokenLimit, owner: rule?.name,
-                quota: rule?.quota,
-                minFreeDisk: declaredLength == nil ? configuration.minFreeDisk : nil,
-                logger: logger.with(head, client: proxies.client(of: head)), metrics: metrics,
-                started: started, requestID: head.requestID))
-    }
-
-    /// Promises the announced `bytes` of the free space to this upload, or 507 when they
-    /// would eat into the `--min-free-disk` reserve once the uploads in progress have
-    /// written what they announced.
-    private func promiseDisk(_ bytes: UInt64) -> APIError? {
-        do {
-            guard let refused = try service.spool.promise(bytes, keeping: configuration.minFreeDisk) else {
-                return nil
-            }
-            return .insufficientStorage(
-                "\(refused.available) bytes free, \(refused.promised) promised to uploads in progress, "
-                    + "\(configuration.minFreeDisk) kept in reserve, \(bytes) announced")
-        } catch {
-            logger.error("cannot read free disk space", metadata: ["error": "\(error)"])
-            return .serverFault(error.description)
+        switch admission {
+        case .repeated(let record):
+            logger.info(
+                "upload repeated",
+                metadata: [
+                    "task": "\(record.id)", "idempotency_key": "\(idempotencyKey ?? "")",
+                    "request_id": "\(head.requestID)",
+                ])
+            // The first task's answer; the repeated body is not read.
+            return .reject(UploadStream.accepted(record))
+        case .receiving(let upload):
+            return .accept(
+                UploadStream(
+                    upload: upload, logger: logger.with(head, client: proxies.client(of: head)),
+                    metrics: metrics,
+                    started: started))
         }
     }
 

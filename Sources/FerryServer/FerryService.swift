@@ -40,8 +40,9 @@ public final class FerryService {
                 socketPath: IncusFileInspector.defaultSocketPath(
                     environment: ProcessInfo.processInfo.environment)),
             logger: logger)
+        let store = try SQLiteTaskStore(path: spool.storePath)
         let service = DeliveryService(
-            spool: spool, pusher: pusher, settings: configuration.delivery, logger: logger)
+            spool: spool, store: store, pusher: pusher, settings: configuration.delivery, logger: logger)
         _ = try service.start()
         let collector = collectGarbage(of: service)
         let readiness = Readiness(

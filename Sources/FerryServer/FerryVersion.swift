@@ -1,4 +1,4 @@
 /// Ferry's release, as `ferry --version` prints it.
 public enum FerryVersion {
-    public static let current = "0.6.0"
+    public static let current = "0.7.0"
 }

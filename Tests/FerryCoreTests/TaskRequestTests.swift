@@ -24,7 +24,8 @@ final class TaskRequestTests: XCTestCase {
         let refused = [
             "=x", "==", "state", "state=", "state=bogus", "limit=0", "limit=1001", "limit=-1", "limit=1e3",
             "limit=99999999999999999999", "limit= 5", "after=", "after", "%", "state=%zz", "x=1",
-            "state=queued&state=failed", "limit=5&limit=5",
+            "state=queued&state=failed", "limit=5&limit=5", "container=", "path_prefix=srv",
+            "path_prefix=", "after=ab%00cd", "container=c1%00", "container=c1&container=c2",
         ]
         for query in refused {
             guard case .failure(.badQuery(let reason)) = parse(query) else {
@@ -42,6 +43,11 @@ final class TaskRequestTests: XCTestCase {
         XCTAssertEqual(
             parse("state=failed&limit=7&after=ab%63"),
             .success(.list(.init(state: "failed", limit: 7, after: "abc"))))
+        XCTAssertEqual(
+            parse("container=web-1&path_prefix=/srv/app%2F"),
+            .success(
+                .list(.init(state: nil, limit: 100, after: nil, container: "web-1", pathPrefix: "/srv/app/")))
+        )
     }
 
     func testRoutesAndMethods() {

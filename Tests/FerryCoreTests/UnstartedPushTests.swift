@@ -28,12 +28,15 @@ final class UnstartedPushTests: XCTestCase {
         let attemptsWhenFinished = Mutex<[Int]>([])
         let delivered = DispatchSemaphore(value: 0)
 
-        func willPush(_ task: UploadTask) -> Bool { true }
+        func willPush(_ tasks: [UploadTask]) -> [UploadTask] { tasks }
         func willRetry(_ task: UploadTask, after failure: PushFailure, delay: Double) {}
-        func finished(_ task: UploadTask, _ outcome: DeliveryOutcome) {
-            outcomes.withLock { $0.append(outcome) }
-            attemptsWhenFinished.withLock { $0.append(task.attempts) }
-            delivered.signal()
+        func finished(_ tasks: [UploadTask], _ outcome: DeliveryOutcome) -> Bool {
+            for task in tasks {
+                outcomes.withLock { $0.append(outcome) }
+                attemptsWhenFinished.withLock { $0.append(task.attempts) }
+                delivered.signal()
+            }
+            return true
         }
     }
 

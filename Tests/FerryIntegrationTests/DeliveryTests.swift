@@ -27,10 +27,14 @@ final class DeliveryTests: XCTestCase {
         XCTAssertTrue(try ferry.waitForSettlement(of: id).contains("outcome=delivered"))
         XCTAssertEqual(try Incus.sha256(container: "c1", path: path), try Command.sha256(body))
         XCTAssertEqual(try Incus.stat(container: "c1", path: path), "640 1000 1001 \(body.count)")
-        XCTAssertEqual(try ferry.spoolContents(), ["\(id).json"], "the bytes are removed after delivery")
-        let record = try FileManager.default.attributesOfItem(
-            atPath: ferry.spool.appendingPathComponent("\(id).json").path)
-        XCTAssertEqual(record[.posixPermissions] as? Int, 0o600, "the delivered record is private")
+        XCTAssertEqual(
+            try ferry.spoolContents(), [], "the bytes are removed after delivery; no file per task")
+        XCTAssertEqual(try TaskAPI.state(ferry, id), "delivered", "the task is kept as a row")
+        for name in ["tasks.db", "tasks.db-wal"] {
+            let store = try FileManager.default.attributesOfItem(
+                atPath: ferry.spool.appendingPathComponent(name).path)
+            XCTAssertEqual(store[.posixPermissions] as? Int, 0o600, "the task store is private: \(name)")
+        }
     }
 
     func testTrailingSlashDeliversIntoTheDirectoryUnderTheHostFileName() throws {
@@ -163,6 +167,6 @@ final class DeliveryTests: XCTestCase {
         XCTAssertTrue(try ferry.waitForSettlement(of: id).contains("outcome=delivered"))
         XCTAssertEqual(
             try Incus.sha256(container: "c1", path: "/tmp/after-outage.bin"), try Command.sha256(body))
-        XCTAssertEqual(try ferry.spoolContents(), ["\(id).json"], "the bytes are removed after delivery")
+        XCTAssertEqual(try ferry.spoolContents(), [], "the bytes are removed after delivery")
     }
 }

@@ -86,13 +86,10 @@ public final class WorkerPool: Sendable {
     }
 
     private func deliver(_ batch: [UploadTask]) {
-        var tasks: [UploadTask] = []
-        for task in batch {
-            if lifecycle.willPush(task) {
-                tasks.append(task)
-            } else {
-                queue.release(task)
-            }
+        let tasks = lifecycle.willPush(batch)
+        if tasks.count < batch.count {
+            let going = Set(tasks.map(\.id))
+            for task in batch where !going.contains(task.id) { queue.release(task) }
         }
         if tasks.count == 1 { attempt(tasks[0]) }
         guard tasks.count > 1 else { return }
@@ -129,9 +126,16 @@ public final class WorkerPool: Sendable {
         case .delivered:
             metadata["outcome"] = "delivered"
             logger.info("batch push", metadata: metadata)
-            for var task in tasks {
+            let delivered = tasks.map { task in
+                var task = task
                 task.attempts += 1
-                lifecycle.finished(task, .delivered)
+                return task
+            }
+            guard lifecycle.finished(delivered, .delivered) else {
+                for task in tasks { requeueUnrecorded(task) }
+                return
+            }
+            for task in delivered {
                 queue.release(task)
                 logger.info(
                     "push",
@@ -167,6 +171,19 @@ public final class WorkerPool: Sendable {
         }
     }
 
+    /// Queues `task` again after a wait, its attempts as they were: its outcome could not be
+    /// recorded, and pushing it once more is better than forgetting it unrecorded.
+    private func requeueUnrecorded(_ task: UploadTask) {
+        var generator = SystemRandomNumberGenerator()
+        let delay = max(0.1, retryPolicy.delay(afterAttempt: 1, using: &generator))
+        logger.warning(
+            "push outcome not recorded; pushing again",
+            metadata: ["task": "\(task.id)", "retry_in": "\(delay)s"])
+        DispatchQueue.global().asyncAfter(deadline: .now() + delay) {
+            self.queue.enqueue(task)
+        }
+    }
+
     private func attempt(_ queued: UploadTask) {
         var task = queued
         task.attempts += 1
@@ -191,7 +208,7 @@ public final class WorkerPool: Sendable {
         switch result {
         case .delivered:
             // The record first, then the log line: whoever reads the log may ask the API.
-            lifecycle.finished(task, .delivered)
+            guard lifecycle.finished([task], .delivered) else { return requeueUnrecorded(queued) }
             queue.release(task)
             metadata["outcome"] = "delivered"
             metadata["exit"] = "0"
@@ -219,7 +236,7 @@ public final class WorkerPool: Sendable {
                     self.queue.enqueue(retried)
                 }
             } else {
-                lifecycle.finished(task, .failed(failure))
+                guard lifecycle.finished([task], .failed(failure)) else { return requeueUnrecorded(queued) }
                 queue.release(task)
                 metadata["outcome"] = failure.kind == .permanent ? "permanent_failure" : "gave_up"
                 logger.warning("push", metadata: metadata)

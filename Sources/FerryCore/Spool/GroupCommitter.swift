@@ -2,16 +2,15 @@ import Dispatch
 import Synchronization
 
 /// Makes accepted uploads durable in groups: everything that arrives while one group is
-/// being synced is synced together in the next, sharing its directory sync and letting the
-/// file system share journal commits.
+/// being committed goes into the next, sharing its directory sync and its one transaction.
 ///
-/// One commit: the record is set (see ``Spool``), bytes and record are synced in parallel
-/// across the group, and the directory is synced once for the group. Only then is the caller told (and may answer 202). Runs on its own queue,
-/// never on an event loop. Without syncs there is nothing to overlap, and the group is
-/// committed in order on one thread: threads creating and renaming in one directory only
-/// contend for its lock.
+/// One commit: the bytes of every upload in the group are synced (in parallel: the file
+/// system shares journal commits), the directory once, and then all the group's tasks are
+/// stored in one transaction, itself synced once. Only then is each caller told (and may
+/// answer 202). Runs on its own queue, never on an event loop. Without `durable` the steps
+/// are the same but nothing waits for the disk.
 public final class GroupCommitter: Sendable {
-    public typealias Completion = @Sendable (Result<Void, SystemError>) -> Void
+    public typealias Completion = @Sendable (Result<Void, UploadRefusal>) -> Void
 
     private struct Pending: Sendable {
         let file: SpoolFile
@@ -25,14 +24,16 @@ public final class GroupCommitter: Sendable {
     }
 
     private let spool: Spool
+    private let store: any TaskStore
     private let durable: Bool
     private let state = Mutex(State())
     private let queue = DispatchQueue(label: "ferry.group-commit")
 
     /// - Parameter durable: whether to sync (`--fsync`); without it the steps are the same
     ///   but nothing waits for the disk.
-    public init(spool: Spool, durable: Bool) {
+    public init(spool: Spool, store: any TaskStore, durable: Bool) {
         self.spool = spool
+        self.store = store
         self.durable = durable
     }
 
@@ -62,42 +63,63 @@ public final class GroupCommitter: Sendable {
     }
 
     private func commitGroup(_ group: [Pending]) {
-        let outcomes = Mutex([Result<Void, SystemError>](repeating: .success(()), count: group.count))
+        let outcomes = Mutex([UploadRefusal?](repeating: nil, count: group.count))
         if durable {
             DispatchQueue.concurrentPerform(iterations: group.count) { index in
-                let result = prepare(group[index])
-                outcomes.withLock { $0[index] = result }
+                let refusal = finish(group[index])
+                outcomes.withLock { $0[index] = refusal }
             }
         } else {
             for index in group.indices {
-                let result = prepare(group[index])
-                outcomes.withLock { $0[index] = result }
+                let refusal = finish(group[index])
+                outcomes.withLock { $0[index] = refusal }
             }
         }
-        var results = outcomes.withLock { $0 }
-        if durable && results.contains(where: { if case .success = $0 { true } else { false } }) {
-            do {
-                try spool.syncDirectory()
-            } catch {
-                for index in results.indices where (try? results[index].get()) != nil {
-                    results[index] = .failure(error)
-                    try? spool.removeTask(id: group[index].record.id)
+        var refusals = outcomes.withLock { $0 }
+        let kept = group.indices.filter { refusals[$0] == nil }
+        do throws(UploadRefusal) {
+            guard !kept.isEmpty else { return finishAll(group, refusals) }
+            // The names of the data files are durable before the tasks that point at them.
+            if durable {
+                do {
+                    try spool.syncDirectory()
+                } catch {
+                    throw Self.refusal(error)
                 }
             }
+            do {
+                try store.insert(kept.map { group[$0].record }, durable: durable)
+            } catch {
+                throw error.isNoSpace
+                    ? .insufficientStorage(error.description) : .storage(error.description)
+            }
+        } catch {
+            for index in kept {
+                refusals[index] = error
+                try? spool.removeData(id: group[index].record.id)
+            }
         }
-        for (pending, result) in zip(group, results) { pending.completion(result) }
+        finishAll(group, refusals)
     }
 
-    /// Syncs one upload's bytes and writes its record; on failure leaves nothing behind.
-    private func prepare(_ pending: Pending) -> Result<Void, SystemError> {
-        let id = pending.record.id
+    private func finishAll(_ group: [Pending], _ refusals: [UploadRefusal?]) {
+        for (pending, refusal) in zip(group, refusals) {
+            pending.completion(refusal.map { .failure($0) } ?? .success(()))
+        }
+    }
+
+    /// Closes one upload's file (synced with `durable`); on failure leaves nothing behind.
+    private func finish(_ pending: Pending) -> UploadRefusal? {
         do {
-            try spool.commit(pending.file, record: pending.record, durable: durable)
-            return .success(())
+            try spool.finish(pending.file, durable: durable)
+            return nil
         } catch {
             pending.file.discard()
-            try? spool.removeTask(id: id)
-            return .failure(error)
+            return Self.refusal(error)
         }
+    }
+
+    private static func refusal(_ error: SystemError) -> UploadRefusal {
+        error.isNoSpace ? .insufficientStorage(error.description) : .storage(error.description)
     }
 }

@@ -1,8 +1,14 @@
 import Dispatch
+import Glibc
 import Logging
+import Synchronization
 
-/// Accepted uploads from commit to delivery: task records, capacity bounds, the queue and
-/// the workers, and the operations offered on tasks. Knows nothing of HTTP.
+/// Accepted uploads from their first byte to delivery: uploads in progress, the task
+/// store, capacity bounds, the queue and the workers, and the operations offered on tasks.
+/// Knows nothing of HTTP.
+///
+/// Memory holds what is needed to hand out work (the unfinished tasks' queue entries, the
+/// keys of uploads in flight, per-owner usage); history is in the store.
 public final class DeliveryService: Sendable {
     /// What ``DeliveryService`` is told at start-up.
     public struct Settings: Sendable {
@@ -12,7 +18,7 @@ public final class DeliveryService: Sendable {
         public var queueCapacity = 1000
         public var spoolMaxBytes: UInt64?
         public var retryPolicy = RetryPolicy()
-        /// Sync bytes, records and the directory before acknowledging (`--fsync`).
+        /// Sync bytes, the directory and the store before acknowledging (`--fsync`).
         public var durable = true
         /// Seconds a finished task's record (and a failed task's bytes) are kept.
         public var retention = 86_400.0
@@ -20,24 +26,48 @@ public final class DeliveryService: Sendable {
         public init() {}
     }
 
+    /// What ``start()`` found and did.
+    public struct Recovery: Sendable {
+        /// Records of a round-1 spool made rows (0 once adopted).
+        public var adopted = 0
+        /// Round-1 record files that could not be read (left for a person to look at).
+        public var unreadable: [String] = []
+        /// Unfinished tasks queued again, in acceptance order.
+        public var requeued: [String] = []
+        /// Data files without a task (never acknowledged) or of delivered tasks, deleted.
+        public var dataRemoved = 0
+        /// Temporary files and staged batches deleted.
+        public var temporariesRemoved = 0
+        /// Unfinished tasks whose bytes were gone: they cannot be delivered (removed).
+        public var lost: [String] = []
+        /// Unfinished tasks whose data file is not the size accepted: made dead letters.
+        public var damaged: [String] = []
+    }
+
+    /// Finished tasks the retention removes in one transaction: a large expiry never holds
+    /// the writer for long.
+    static let expiryBatch = 500
+
     public let spool: Spool
     public let capacity: Capacity
-    public let store: TaskStore
+    public let store: any TaskStore
+    let claims: IdempotencyClaims
     private let settings: Settings
     private let queue = DeliveryQueue()
     private let committer: GroupCommitter
     private let pool: WorkerPool
+    private let nextSequence = Mutex<UInt64>(1)
     private let logger: Logger
 
-    public init(spool: Spool, pusher: any Pusher, settings: Settings, logger: Logger) {
+    public init(spool: Spool, store: any TaskStore, pusher: any Pusher, settings: Settings, logger: Logger) {
         self.spool = spool
+        self.store = store
         self.settings = settings
         self.logger = logger
         let capacity = Capacity(maxTasks: settings.queueCapacity, maxBytes: settings.spoolMaxBytes)
-        let store = TaskStore(spool: spool)
         self.capacity = capacity
-        self.store = store
-        committer = GroupCommitter(spool: spool, durable: settings.durable)
+        claims = IdempotencyClaims(store: store)
+        committer = GroupCommitter(spool: spool, store: store, durable: settings.durable)
         let lifecycle = TaskLifecycle(
             store: store, spool: spool, capacity: capacity, keepFinished: settings.retention > 0,
             logger: logger)
@@ -47,39 +77,75 @@ public final class DeliveryService: Sendable {
             lifecycle: lifecycle)
     }
 
-    /// Takes up what a previous process left in the spool, queues unfinished tasks again in
-    /// acceptance order, and starts the workers.
-    public func start() throws(SystemError) -> SpoolRecovery {
+    // MARK: Start
+
+    /// Adopts a round-1 spool if there is one, reconciles the store with the data files,
+    /// queues unfinished tasks again in acceptance order, and starts the workers.
+    public func start() throws -> Recovery {
         let started = Monotonic.seconds()
-        let recovery = try spool.recover()
-        store.load(recovery.records)
-        var requeued = 0
-        for var record in recovery.records {
+        var recovery = Recovery()
+        if let store = store as? SQLiteTaskStore {
+            let adoption = try RoundOneSpool(directory: spool.directory).adopt(into: store)
+            recovery.adopted = adoption.adopted
+            recovery.unreadable = adoption.unreadable
+        }
+        let scan = try spool.scan()
+        recovery.temporariesRemoved = scan.temporariesRemoved + scan.partialsRemoved
+        var dataFiles = scan.dataFiles
+        var toQueue: [String] = []
+        for record in try store.holdingBytes() {
+            guard let found = dataFiles.removeValue(forKey: record.id) else {
+                // Unfinished (or failed), and its bytes are gone: it cannot be delivered.
+                _ = try store.remove(id: record.id, if: { _ in true }, beforeCommit: { _ in true })
+                recovery.lost.append(record.id)
+                continue
+            }
+            if let size = found, size != record.bytes, record.state != .failed {
+                // The bytes on disk are not the bytes accepted (a damaged disk, a hand
+                // that touched the spool): pushing them would deliver the wrong file. A
+                // dead letter, its bytes kept for a person to look at.
+                try store.update(ids: [record.id]) {
+                    $0.state = .failed
+                    $0.lastError =
+                        "the spool file holds \(size) bytes, the upload had \(record.bytes); not delivered"
+                }
+                capacity.adopt(tasks: 0, bytes: record.bytes, owner: record.owner)
+                recovery.damaged.append(record.id)
+                continue
+            }
             if record.state == .failed {
                 capacity.adopt(tasks: 0, bytes: record.bytes, owner: record.owner)
                 continue
             }
-            guard !record.state.isFinished else { continue }
-            if record.state != .queued {
-                // Pushing or waiting to retry when the process died: queued again.
-                record = store.update(id: record.id) { $0.state = .queued }.updated ?? record
-            }
             capacity.adopt(tasks: 1, bytes: record.bytes, owner: record.owner)
             queue.enqueue(task(for: record))
-            requeued += 1
+            if record.state != .queued { toQueue.append(record.id) }
+            recovery.requeued.append(record.id)
         }
-        if settings.durable && (recovery.partialsRemoved + requeued) > 0 {
-            try spool.syncDirectory()
+        // Pushing or waiting to retry when the process died: queued again, in one write.
+        try store.update(ids: toQueue, if: { !$0.state.isFinished }, apply: { $0.state = .queued })
+        // What is left was never acknowledged (no task), or was delivered (its bytes were
+        // to go).
+        for id in dataFiles.keys {
+            try spool.removeData(id: id)
+            recovery.dataRemoved += 1
         }
+        if settings.durable && recovery.dataRemoved > 0 { try spool.syncDirectory() }
+        nextSequence.withLock { $0 = (try? store.lastSequence()).map { $0 + 1 } ?? 1 }
+        logRecovery(recovery, seconds: Monotonic.seconds() - started)
+        try pool.start()
+        return recovery
+    }
+
+    private func logRecovery(_ recovery: Recovery, seconds: Double) {
         logger.notice(
             "spool recovered",
             metadata: [
-                "requeued": "\(requeued)", "records": "\(recovery.records.count)",
-                "partials_removed": "\(recovery.partialsRemoved)",
+                "requeued": "\(recovery.requeued.count)", "adopted": "\(recovery.adopted)",
+                "data_removed": "\(recovery.dataRemoved)",
                 "temporaries_removed": "\(recovery.temporariesRemoved)",
                 "lost": "\(recovery.lost.count)", "damaged": "\(recovery.damaged.count)",
-                "unreadable": "\(recovery.unreadable.count)",
-                "duration": "\(Monotonic.format(Monotonic.seconds() - started))s",
+                "unreadable": "\(recovery.unreadable.count)", "duration": "\(Monotonic.format(seconds))s",
             ])
         for id in recovery.lost {
             logger.error("task lost: its bytes were missing from the spool", metadata: ["task": "\(id)"])
@@ -88,39 +154,118 @@ public final class DeliveryService: Sendable {
             logger.error(
                 "task failed: its spool file is not the size that was accepted", metadata: ["task": "\(id)"])
         }
-        try pool.start()
-        return recovery
+        for id in recovery.unreadable {
+            logger.error("round-1 record unreadable; left in the spool", metadata: ["task": "\(id)"])
+        }
     }
 
-    /// Makes an upload durable and queues it; `completion` gets the new record (from the
-    /// committer's queue) once bytes and record are on stable storage.
-    public func accept(
-        _ file: SpoolFile, request: UploadRequest, bytes: UInt64, idempotencyKey: String?,
-        requestID: String?, owner: String?,
-        completion: @escaping @Sendable (Result<TaskRecord, SystemError>) -> Void
+    // MARK: Uploads
+
+    /// Begins an upload whose head was judged acceptable: claims its idempotency key,
+    /// promises it free disk, reserves its place, and creates its spool file. What it took
+    /// is given back if a later step refuses.
+    public func begin(_ plan: UploadPlan) throws(UploadRefusal) -> UploadAdmission {
+        let upload = IncomingUpload(id: TaskID.make(), plan: plan, service: self)
+        do throws(UploadRefusal) {
+            if let key = plan.idempotencyKey {
+                let claim: IdempotencyClaims.Claim
+                do {
+                    claim = try claims.claim(key, owner: plan.owner)
+                } catch {
+                    throw .storage(error.description)
+                }
+                switch claim {
+                case .existing(let record)
+                where record.request != plan.request
+                    || (plan.announcedLength.map { $0 != record.bytes } ?? false):
+                    // Another upload under a used key: answering with the first task would
+                    // drop this body silently.
+                    throw .idempotencyKeyMismatch(id: record.id)
+                case .existing(let record):
+                    return .repeated(record)
+                case .inProgress:
+                    throw .idempotencyKeyInProgress
+                case .claimed:
+                    upload.holdClaim()
+                }
+            }
+            let announced = plan.announcedLength ?? 0
+            try promiseDisk(announced, keeping: plan.minFreeDisk)
+            upload.holdPromise(announced)
+            do {
+                try capacity.reserve(bytes: announced, owner: plan.owner, quota: plan.quota)
+            } catch {
+                throw .capacity(error)
+            }
+            upload.holdReservation(announced)
+            do {
+                upload.holdFile(try spool.create(id: upload.id))
+            } catch {
+                throw error.isNoSpace ? .insufficientStorage(error.description) : .storage(error.description)
+            }
+            return .receiving(upload)
+        } catch {
+            upload.abandon()
+            throw error
+        }
+    }
+
+    /// Promises `bytes` of the free space, or says why they would eat into the reserve
+    /// once the uploads in progress have written what they announced.
+    private func promiseDisk(_ bytes: UInt64, keeping reserve: UInt64) throws(UploadRefusal) {
+        let refused: (available: UInt64, promised: UInt64)?
+        do {
+            refused = try spool.promise(bytes, keeping: reserve)
+        } catch {
+            throw .storage(error.description)
+        }
+        if let refused {
+            throw .insufficientStorage(
+                "\(refused.available) bytes free, \(refused.promised) promised to uploads in progress, "
+                    + "\(reserve) kept in reserve, \(bytes) announced")
+        }
+    }
+
+    /// Makes an upload's bytes and task durable and queues it; `completion` gets the new
+    /// record (from the committer's queue) once both are on stable storage.
+    func accept(
+        _ file: SpoolFile, plan: UploadPlan, bytes: UInt64,
+        completion: @escaping @Sendable (Result<TaskRecord, UploadRefusal>) -> Void
     ) {
+        let sequence = nextSequence.withLock { next in
+            defer { next += 1 }
+            return next
+        }
         let record = TaskRecord(
-            id: file.id, sequence: store.makeSequence(), request: request, bytes: bytes,
-            createdAt: WallClock.now(), idempotencyKey: idempotencyKey, requestID: requestID, owner: owner)
-        committer.commit(file, record: record) { [store, queue] result in
+            id: file.id, sequence: sequence, request: plan.request, bytes: bytes, createdAt: WallClock.now(),
+            idempotencyKey: plan.idempotencyKey, requestID: plan.requestID, owner: plan.owner)
+        committer.commit(file, record: record) { [queue, spool] result in
             switch result {
             case .success:
-                store.insert(record)
-                queue.enqueue(Self.task(for: record, in: self.spool))
+                queue.enqueue(Self.task(for: record, in: spool))
                 completion(.success(record))
-            case .failure(let error):
-                completion(.failure(error))
+            case .failure(let refusal):
+                completion(.failure(refusal))
             }
         }
     }
+
+    // MARK: Tasks
 
     /// Tasks waiting for a worker (not those being pushed or waiting to retry).
     public var queueDepth: Int { queue.depth }
 
     /// Task `id` as `viewer` may see it: a token sees only its own tasks (nil: all).
-    public func task(id: String, viewer: String?) -> TaskRecord? {
-        guard let record = store.record(id: id), viewer == nil || record.owner == viewer else { return nil }
+    public func task(id: String, viewer: String?) throws(StoreError) -> TaskRecord? {
+        guard let record = try store.record(id: id), viewer == nil || record.owner == viewer else {
+            return nil
+        }
         return record
+    }
+
+    /// One page of tasks; nil when the cursor names no task the viewer may see.
+    public func list(_ query: TaskQuery) throws(StoreError) -> [TaskRecord]? {
+        try store.list(query)
     }
 
     /// Sends a failed task back to the queue, with a fresh count of attempts.
@@ -134,7 +279,7 @@ public final class DeliveryService: Sendable {
         id: String, viewer: String? = nil, authorize: ((TaskRecord) -> AccessRefusal?)? = nil,
         quota: Capacity.Quota? = nil
     ) throws(TaskActionError) -> TaskRecord {
-        guard let current = task(id: id, viewer: viewer) else { throw .unknownTask(id) }
+        let current = try taskForAction(id: id, viewer: viewer)
         if let refusal = authorize?(current) { throw .forbidden(refusal) }
         guard current.state == .failed else {
             throw .wrongState(id: id, state: current.state, allowed: [.failed])
@@ -145,15 +290,21 @@ public final class DeliveryService: Sendable {
         } catch {
             throw .capacity(error)
         }
-        let (updated, now) = store.update(
-            id: id, if: { $0.state == .failed },
-            apply: { record in
-                record.state = .queued
-                record.attempts = 0
-            })
-        guard let updated else {
+        let update: TaskUpdate
+        do {
+            update = try store.update(
+                ids: [id], if: { $0.state == .failed },
+                apply: { record in
+                    record.state = .queued
+                    record.attempts = 0
+                })[0]
+        } catch {
             capacity.cancel(bytes: 0, owner: current.owner)
-            if let now { throw .wrongState(id: id, state: now.state, allowed: [.failed]) }
+            throw .storage(error.description)
+        }
+        guard let updated = update.updated else {
+            capacity.cancel(bytes: 0, owner: current.owner)
+            if let now = update.current { throw .wrongState(id: id, state: now.state, allowed: [.failed]) }
             throw .unknownTask(id)
         }
         queue.enqueue(task(for: updated))
@@ -167,37 +318,69 @@ public final class DeliveryService: Sendable {
     public func delete(
         id: String, viewer: String? = nil, authorize: ((TaskRecord) -> AccessRefusal?)? = nil
     ) throws(TaskActionError) {
-        guard let current = task(id: id, viewer: viewer) else { throw .unknownTask(id) }
+        let current = try taskForAction(id: id, viewer: viewer)
         if let refusal = authorize?(current) { throw .forbidden(refusal) }
         let allowed: [TaskState] = [.queued, .failed]
-        let (removable, now) = store.removeIf(id: id) { allowed.contains($0.state) }
-        guard let removable else {
-            if let now { throw .wrongState(id: id, state: now.state, allowed: allowed) }
+        var unlinkFailure: SystemError?
+        let update: TaskUpdate
+        do {
+            // The bytes go inside the transaction that forgets the task: if they cannot be
+            // removed, the task stays known (and counted) rather than its file unaccounted.
+            update = try store.remove(
+                id: id, if: { allowed.contains($0.state) },
+                beforeCommit: { record in
+                    do throws(SystemError) {
+                        try spool.removeData(id: record.id)
+                        return true
+                    } catch  where error.errno == ENOENT {
+                        return true
+                    } catch {
+                        unlinkFailure = error
+                        return false
+                    }
+                })
+        } catch {
+            throw .storage(error.description)
+        }
+        if let unlinkFailure { throw .storage(unlinkFailure.description) }
+        guard let removed = update.updated else {
+            if let now = update.current { throw .wrongState(id: id, state: now.state, allowed: allowed) }
             throw .unknownTask(id)
         }
-        do {
-            try spool.removeTask(id: id)
-        } catch {
-            // Keep the task known (and counted) rather than leave its files unaccounted for.
-            store.insert(removable)
-            throw .storage(error)
-        }
-        capacity.releaseBytes(removable.bytes, owner: removable.owner)
-        if removable.state == .queued { capacity.finishTask(owner: removable.owner) }
-        logger.info("task deleted", metadata: ["task": "\(id)", "state": "\(removable.state.rawValue)"])
+        capacity.releaseBytes(removed.bytes, owner: removed.owner)
+        if removed.state == .queued { capacity.finishTask(owner: removed.owner) }
+        logger.info("task deleted", metadata: ["task": "\(id)", "state": "\(removed.state.rawValue)"])
     }
 
-    /// Forgets finished tasks older than the retention, and removes their files.
+    private func taskForAction(id: String, viewer: String?) throws(TaskActionError) -> TaskRecord {
+        let record: TaskRecord?
+        do {
+            record = try task(id: id, viewer: viewer)
+        } catch {
+            throw .storage(error.description)
+        }
+        guard let record else { throw .unknownTask(id) }
+        return record
+    }
+
+    /// Forgets finished tasks older than the retention, in small batches, and removes the
+    /// bytes failed ones kept.
     public func collectGarbage() {
         let cutoff = WallClock.now() - settings.retention
-        for candidate in store.finished(before: cutoff) {
-            // Checked again under the store's lock: a retry or a DELETE may have come first.
-            let (removed, _) = store.removeIf(id: candidate.id) {
-                $0.state.isFinished && $0.updatedAt < cutoff
+        while true {
+            let expired: [TaskRecord]
+            do {
+                expired = try store.expire(finishedBefore: cutoff, limit: Self.expiryBatch)
+            } catch {
+                TaskLifecycle.writeFailures.increment()
+                logger.error("cannot expire finished tasks", metadata: ["error": "\(error)"])
+                return
             }
-            guard let record = removed else { continue }
-            try? spool.removeTask(id: record.id)
-            if record.state == .failed { capacity.releaseBytes(record.bytes, owner: record.owner) }
+            for record in expired where record.state == .failed {
+                try? spool.removeData(id: record.id)
+                capacity.releaseBytes(record.bytes, owner: record.owner)
+            }
+            if expired.count < Self.expiryBatch { return }
         }
     }
 

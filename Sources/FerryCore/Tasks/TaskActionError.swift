@@ -6,5 +6,6 @@ public enum TaskActionError: Error, Sendable, Equatable {
     case capacity(Capacity.Refusal)
     /// The policy in force now does not let the asker's token do this to the task.
     case forbidden(AccessRefusal)
-    case storage(SystemError)
+    /// The spool or the store failed: what it said.
+    case storage(String)
 }

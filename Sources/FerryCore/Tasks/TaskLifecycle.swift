@@ -1,14 +1,21 @@
 import Logging
+import Metrics
 
-/// Keeps task records and the spool in step with what the workers do.
+/// Keeps the task store and the spool in step with what the workers do.
+///
+/// Every write is checked. A state that cannot be stored is logged and counted
+/// (`ferry_store_write_failures_total`), and the task's truth stays what the store says:
+/// an outcome that could not be stored sends the task back to the queue instead of
+/// removing its bytes.
 final class TaskLifecycle: DeliveryLifecycle {
-    private let store: TaskStore
+    private let store: any TaskStore
     private let spool: Spool
     private let capacity: Capacity
     private let keepFinished: Bool
     private let logger: Logger
+    static let writeFailures = Counter(label: "ferry_store_write_failures_total")
 
-    init(store: TaskStore, spool: Spool, capacity: Capacity, keepFinished: Bool, logger: Logger) {
+    init(store: any TaskStore, spool: Spool, capacity: Capacity, keepFinished: Bool, logger: Logger) {
         self.store = store
         self.spool = spool
         self.capacity = capacity
@@ -16,45 +23,67 @@ final class TaskLifecycle: DeliveryLifecycle {
         self.logger = logger
     }
 
-    func willPush(_ task: UploadTask) -> Bool {
-        // Kept in memory only: recovery queues a "pushing" task again, just as it queues a
-        // "queued" one, so writing the record would cost a file per push for nothing.
-        let (updated, _) = store.update(
-            id: task.id, if: { $0.state == .queued || $0.state == .retrying }, persist: false,
-            apply: { $0.state = .pushing })
-        return updated != nil
+    func willPush(_ tasks: [UploadTask]) -> [UploadTask] {
+        do {
+            let updates = try store.update(
+                // Unfinished: queued, retrying, or pushing still when the outcome of its
+                // last push could not be stored. Deleted ones are gone.
+                ids: tasks.map(\.id), if: { !$0.state.isFinished }, apply: { $0.state = .pushing })
+            return zip(tasks, updates).compactMap { task, update in update.updated == nil ? nil : task }
+        } catch {
+            // "pushing" is only shown, never needed: the store still says queued, which is
+            // what recovery would make of "pushing" too. The push goes on.
+            failed(error, writing: "pushing", tasks)
+            return tasks
+        }
     }
 
     func willRetry(_ task: UploadTask, after failure: PushFailure, delay: Double) {
-        store.update(id: task.id) { record in
-            record.state = .retrying
-            record.attempts = task.attempts
-            record.lastError = failure.message
-        }
-    }
-
-    func finished(_ task: UploadTask, _ outcome: DeliveryOutcome) {
-        switch outcome {
-        case .delivered:
-            // The record says "delivered" before the bytes go: a crash in between then
-            // removes leftover bytes at recovery instead of pushing them again.
-            // Without retention the record is removed next: no need to write it first.
-            store.update(id: task.id, persist: keepFinished) { record in
-                record.state = .delivered
-                record.attempts = task.attempts
-                record.lastError = nil
-            }
-            removeData(task)
-            if !keepFinished { forget(task.id) }
-        case .failed(let failure):
-            // A dead letter: the bytes stay until a retry, a delete or the retention ends.
-            store.update(id: task.id) { record in
-                record.state = .failed
+        do {
+            try store.update(ids: [task.id]) { record in
+                record.state = .retrying
                 record.attempts = task.attempts
                 record.lastError = failure.message
             }
+        } catch {
+            // The store says pushing (or queued): after a restart the task is pushed again,
+            // as it will be here after the wait.
+            failed(error, writing: "retrying", [task])
         }
-        capacity.finishTask(owner: task.owner)
+    }
+
+    func finished(_ tasks: [UploadTask], _ outcome: DeliveryOutcome) -> Bool {
+        var attempts: [String: Int] = [:]
+        for task in tasks { attempts[task.id] = task.attempts }
+        do {
+            switch outcome {
+            case .delivered:
+                // Stored before the bytes go: a crash in between removes leftover bytes at
+                // recovery instead of pushing them again.
+                if keepFinished {
+                    try store.update(ids: tasks.map(\.id)) { record in
+                        record.state = .delivered
+                        record.attempts = attempts[record.id] ?? record.attempts
+                        record.lastError = nil
+                    }
+                } else {
+                    try store.remove(ids: tasks.map(\.id))
+                }
+                for task in tasks { removeData(task) }
+            case .failed(let failure):
+                // A dead letter: the bytes stay until a retry, a delete or the retention ends.
+                try store.update(ids: tasks.map(\.id)) { record in
+                    record.state = .failed
+                    record.attempts = attempts[record.id] ?? record.attempts
+                    record.lastError = failure.message
+                }
+            }
+        } catch {
+            failed(error, writing: outcome == .delivered ? "delivered" : "failed", tasks)
+            return false
+        }
+        for task in tasks { capacity.finishTask(owner: task.owner) }
+        return true
     }
 
     private func removeData(_ task: UploadTask) {
@@ -67,8 +96,13 @@ final class TaskLifecycle: DeliveryLifecycle {
         }
     }
 
-    private func forget(_ id: String) {
-        store.remove(id: id)
-        try? spool.removeTask(id: id)
+    private func failed(_ error: StoreError, writing state: String, _ tasks: [UploadTask]) {
+        Self.writeFailures.increment(by: tasks.count)
+        logger.error(
+            "cannot store task state",
+            metadata: [
+                "state": "\(state)", "tasks": "\(tasks.map(\.id).joined(separator: ","))",
+                "error": "\(error)",
+            ])
     }
 }

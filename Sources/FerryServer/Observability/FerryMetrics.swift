@@ -61,8 +61,11 @@ final class FerryMetrics: Sendable {
     func exposition(service: DeliveryService, readiness: Readiness) -> [UInt8] {
         uploadsInFlightGauge.record(uploadsInFlight.load(ordering: .relaxed))
         queueDepth.record(service.queueDepth)
-        let counts = service.store.counts()
-        for (state, gauge) in taskGauges { gauge.record(counts[state] ?? 0) }
+        // A store that cannot be read leaves the gauges as they were (its error is logged
+        // where it matters: on writes).
+        if let counts = try? service.store.counts() {
+            for (state, gauge) in taskGauges { gauge.record(counts[state] ?? 0) }
+        }
         spoolBytes.record(Double(service.capacity.usage.bytes))
         connectionsOpen.record(HTTPServer.connectionsOpen)
         ready.record(readiness.report.isReady ? 1 : 0)

@@ -25,6 +25,10 @@ enum TaskRequest: Equatable {
         var state: String?
         var limit: Int
         var after: String?
+        /// Only tasks for this container.
+        var container: String?
+        /// Only tasks whose destination starts with this.
+        var pathPrefix: String?
     }
 
     static let defaultLimit = 100
@@ -59,7 +63,8 @@ enum TaskRequest: Equatable {
         }
     }
 
-    /// `state=S&limit=N&after=ID`, percent-decoded; empty pairs (`&&`) are ignored.
+    /// `state=S&limit=N&after=ID&container=C&path_prefix=P`, percent-decoded; empty pairs
+    /// (`&&`) are ignored.
     static func parseList(_ query: String?, states: [String]) -> Result<ListQuery, Problem> {
         var result = ListQuery(state: nil, limit: defaultLimit, after: nil)
         var seen: Set<String> = []
@@ -71,6 +76,9 @@ enum TaskRequest: Equatable {
                 let value = String(rawValue).replacingOccurrences(of: "+", with: " ").removingPercentEncoding
             else {
                 return .failure(.badQuery("the query has a broken %-escape"))
+            }
+            guard !value.utf8.contains(0) else {
+                return .failure(.badQuery("query parameter \(quoted(key)) holds a NUL byte"))
             }
             guard seen.insert(key).inserted else {
                 return .failure(.badQuery("query parameter \(quoted(key)) is given more than once"))
@@ -91,6 +99,14 @@ enum TaskRequest: Equatable {
             case "after":
                 guard !value.isEmpty else { return .failure(.badQuery("after must name a task id")) }
                 result.after = value
+            case "container":
+                guard !value.isEmpty else { return .failure(.badQuery("container must name a container")) }
+                result.container = value
+            case "path_prefix":
+                guard value.hasPrefix("/") else {
+                    return .failure(.badQuery("path_prefix must be an absolute path (start with /)"))
+                }
+                result.pathPrefix = value
             default:
                 return .failure(.badQuery("unknown query parameter \(quoted(key))"))
             }

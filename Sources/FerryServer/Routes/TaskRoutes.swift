@@ -41,10 +41,14 @@ struct TaskRoutes {
             return .success({ [service] in Self.list(query, viewer: viewer, service: service) })
         case .success(.show(let id)):
             return .success({ [service] in
-                guard let record = service.task(id: id, viewer: viewer) else {
-                    return APIError.unknownTask(id).response
+                do throws(StoreError) {
+                    guard let record = try service.task(id: id, viewer: viewer) else {
+                        return APIError.unknownTask(id).response
+                    }
+                    return JSON.response(200, TaskView(record))
+                } catch {
+                    return APIError.serverFault(error.description).response
                 }
-                return JSON.response(200, TaskView(record))
             })
         case .success(.delete(let id)):
             return .success({ [service] in
@@ -84,11 +88,17 @@ struct TaskRoutes {
 
             enum CodingKeys: String, CodingKey { case tasks, next }
         }
-        guard
-            let records = service.store.list(
-                state: query.state.flatMap(TaskState.init(rawValue:)), owner: viewer, after: query.after,
-                limit: query.limit + 1)
-        else {
+        let found: [TaskRecord]?
+        do {
+            found = try service.list(
+                TaskQuery(
+                    state: query.state.flatMap(TaskState.init(rawValue:)), owner: viewer,
+                    container: query.container, pathPrefix: query.pathPrefix, after: query.after,
+                    limit: query.limit + 1))
+        } catch {
+            return APIError.serverFault(error.description).response
+        }
+        guard let records = found else {
             return APIError.badQuery(
                 "after: no task \(ContractViolation.quoted(query.after ?? "")) of yours is known "
                     + "(deleted or expired?); list again without after"
@@ -105,7 +115,7 @@ struct TaskRoutes {
             .wrongState(id: id, state: state.rawValue, allowed: allowed.map(\.rawValue))
         case .capacity(let refusal): APIError(refusal)
         case .forbidden(let refusal): .forbidden(refusal)
-        case .storage(let error): .serverFault(error.description)
+        case .storage(let reason): .serverFault(reason)
         }
     }
 }

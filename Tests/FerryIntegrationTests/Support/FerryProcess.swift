@@ -110,8 +110,11 @@ final class FerryProcess {
     }
 
     /// The names in the spool directory.
+    /// The spool's files but the task store's (`tasks.db` and its WAL): the bytes of
+    /// uploads, and whatever else should not be there.
     func spoolContents() throws -> [String] {
-        try FileManager.default.contentsOfDirectory(atPath: spool.path).sorted()
+        try FileManager.default.contentsOfDirectory(atPath: spool.path).filter { !$0.hasPrefix("tasks.db") }
+            .sorted()
     }
 
     /// Peak resident set size of the process so far, in bytes (VmHWM).

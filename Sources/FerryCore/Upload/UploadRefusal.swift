@@ -1,0 +1,17 @@
+/// Why an upload was refused or given up, before or while its body arrived, or at commit.
+public enum UploadRefusal: Error, Sendable, Equatable {
+    /// The body passed `--max-body-size`.
+    case bodyTooLarge(limit: UInt64)
+    /// The token's own rules (its `max_upload`, say).
+    case forbidden(AccessRefusal)
+    /// No room in the queue or the spool, in all or for this owner.
+    case capacity(Capacity.Refusal)
+    /// The disk is full, or would eat into `--min-free-disk`.
+    case insufficientStorage(String)
+    /// The spool or the store failed otherwise.
+    case storage(String)
+    /// The `Idempotency-Key` names an upload to another destination, or of another size.
+    case idempotencyKeyMismatch(id: String)
+    /// Another upload with this `Idempotency-Key` is being received right now.
+    case idempotencyKeyInProgress
+}
