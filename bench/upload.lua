@@ -25,9 +25,9 @@ local one_path = os.getenv("FERRY_BENCH_ONE_PATH")
 -- FERRY_BENCH_PREFIX: the directory of the destinations (distinct per run, so that
 -- consecutive runs against one Ferry never repeat a path).
 local prefix = os.getenv("FERRY_BENCH_PREFIX") or "/tmp/ferry-bench"
--- FERRY_BENCH_LIMIT: each thread stops once this many of its uploads were answered 202,
--- instead of after a duration (requests in flight then may still be taken: the server's
--- own counters say exactly how many it accepted).
+-- FERRY_BENCH_LIMIT: wrk ends (without its summary) as soon as one thread has had this
+-- many uploads answered 202, instead of after a duration: the server's own counters say
+-- exactly how many it accepted (requests in flight included).
 local limit = tonumber(os.getenv("FERRY_BENCH_LIMIT") or "0")
 
 function request()
@@ -43,7 +43,8 @@ function response(status, headers, body)
     refused = refused + 1
   end
   if limit > 0 and accepted >= limit then
-    wrk.thread:stop()
+    -- wrk.thread:stop() would leave the main thread sleeping out the duration.
+    os.exit(0)
   end
 end
 

@@ -1,3 +1,9 @@
-// What Swift's Glibc module leaves out: extended attributes (the spool keeps a task's
-// record in an attribute of its data file). Declarations only; libc provides them.
+// What Swift's Glibc module leaves out. Declarations only; libc provides them.
+
+// Extended attributes: the records of a round-1 spool lived in one (see RoundOneSpool).
 #include <sys/xattr.h>
+
+// renameat2 (glibc 2.28, behind _GNU_SOURCE): a rename that never replaces its target,
+// for recycling spool files under fresh names.
+int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);
+#define CSYSTEM_RENAME_NOREPLACE 1

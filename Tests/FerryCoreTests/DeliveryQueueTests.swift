@@ -35,6 +35,28 @@ final class DeliveryQueueTests: XCTestCase {
         XCTAssertEqual(queue.depth, 6)
     }
 
+    func testALingeringWorkerWaitsForAFullerBatchAndNoLongerThanItsLinger() {
+        let queue = DeliveryQueue()
+        queue.enqueue(task("first", "/srv/first"))
+        let taken = DispatchSemaphore(value: 0)
+        let batch = ManagedAtomicCounter()
+        DispatchQueue.global().async {
+            // Linger of a minute: only a full batch can end the wait this soon.
+            for _ in queue.next(limit: 4, linger: 60) { batch.add() }
+            taken.signal()
+        }
+        for index in 0..<3 { queue.enqueue(task("\(index)", "/srv/\(index)")) }
+        XCTAssertEqual(taken.wait(timeout: .now() + 10), .success, "a full batch goes at once")
+        XCTAssertEqual(batch.value, 4, "the tasks that came while it lingered went with it")
+
+        queue.enqueue(task("lone", "/srv/lone"))
+        let started = Monotonic.seconds()
+        XCTAssertEqual(queue.next(limit: 4, linger: 0.05).map(\.id), ["lone"])
+        XCTAssertGreaterThanOrEqual(Monotonic.seconds() - started, 0.04, "it lingered")
+        queue.enqueue(task("idle", "/srv/idle"))
+        XCTAssertEqual(queue.next(limit: 4).map(\.id), ["idle"], "without a linger: at once")
+    }
+
     func testOneDestinationIsNeverTwiceInABatchNorHandedOutWhileHeld() {
         let queue = DeliveryQueue()
         let older = task("older", "/srv/same")

@@ -63,9 +63,15 @@ final class RecoveryTests: XCTestCase {
             logger: Logger(label: "test"))
     }
 
+    /// The spool's files but the store's and the empty spares (emptied data files kept for
+    /// reuse).
     private func names() throws -> [String] {
-        try FileManager.default.contentsOfDirectory(atPath: directory).filter { !$0.hasPrefix("tasks.db") }
-            .sorted()
+        try FileManager.default.contentsOfDirectory(atPath: directory).filter { name in
+            if name.hasPrefix("tasks.db") { return false }
+            guard name.hasSuffix(".spare") else { return true }
+            return (try? FileManager.default.attributesOfItem(atPath: "\(directory)/\(name)")[.size] as? Int)
+                != 0
+        }.sorted()
     }
 
     private func write(_ name: String, _ bytes: [UInt8]) {

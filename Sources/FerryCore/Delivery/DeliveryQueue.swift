@@ -64,11 +64,23 @@ public final class DeliveryQueue: @unchecked Sendable {
 
     /// The oldest task whose destination is free, with up to `limit - 1` others of the same
     /// ``UploadTask/batchKey`` and distinct destinations; blocks until there is one.
-    public func next(limit: Int = 1) -> [UploadTask] {
+    ///
+    /// - Parameter linger: with fewer than `limit` tasks waiting, wait up to this many
+    ///   seconds for more before taking a batch (a full one goes at once). The caller asks
+    ///   for it while other pushes run, so that under load one push carries many files
+    ///   instead of each worker pushing a few; an idle server pushes at once.
+    public func next(limit: Int = 1, linger: Double? = nil) -> [UploadTask] {
+        let limit = max(1, limit)
+        var linger = limit > 1 ? linger : nil
         condition.lock()
         defer { condition.unlock() }
         while true {
-            if let batch = takeBatch(limit: max(1, limit)) { return batch }
+            if !ready.isEmpty, let wait = linger {
+                linger = nil
+                let deadline = Date(timeIntervalSinceNow: wait)
+                while waiting < limit && condition.wait(until: deadline) {}
+            }
+            if let batch = takeBatch(limit: limit) { return batch }
             condition.wait()
         }
     }

@@ -21,6 +21,12 @@ public final class WorkerPool: Sendable {
     private let logger: Logger
     private let lifecycle: any DeliveryLifecycle
     private let metrics = DeliveryMetrics()
+    /// Pushes running now: while some are, an idle worker lingers for a fuller batch.
+    private let pushing = Atomic(0)
+    /// How long a worker waits for a batch to fill while other pushes run. Against a real
+    /// daemon a push takes tens of milliseconds, so this costs a delivery little and saves
+    /// processes: with a fast pusher and no linger, four workers pushed 16 files a call.
+    static let batchLinger = 0.025
 
     /// - Parameter batchMax: the most tasks one push may carry (1: no batching).
     public init(
@@ -54,7 +60,8 @@ public final class WorkerPool: Sendable {
             try WorkerThread.start(named: "ferry-push") {
                 while true {
                     self.slots.wait()
-                    let batch = self.queue.next(limit: self.batchMax)
+                    let busy = self.pushing.load(ordering: .relaxed) > 0
+                    let batch = self.queue.next(limit: self.batchMax, linger: busy ? Self.batchLinger : nil)
                     // After shutdown began, a task stays as its record says (queued or
                     // retrying) and is taken up again by the next process.
                     if self.stopping.load(ordering: .acquiring) {
@@ -62,7 +69,9 @@ public final class WorkerPool: Sendable {
                         return
                     }
                     self.running.enter()
+                    self.pushing.add(1, ordering: .relaxed)
                     self.deliver(batch)
+                    self.pushing.subtract(1, ordering: .relaxed)
                     self.running.leave()
                     self.slots.signal()
                 }

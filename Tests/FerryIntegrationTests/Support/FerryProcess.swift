@@ -110,11 +110,17 @@ final class FerryProcess {
     }
 
     /// The names in the spool directory.
-    /// The spool's files but the task store's (`tasks.db` and its WAL): the bytes of
-    /// uploads, and whatever else should not be there.
+    /// The spool's files but the task store's (`tasks.db` and its WAL) and empty spares
+    /// (emptied data files kept for reuse): the bytes of uploads, and whatever else should
+    /// not be there (a spare that is not empty included).
     func spoolContents() throws -> [String] {
-        try FileManager.default.contentsOfDirectory(atPath: spool.path).filter { !$0.hasPrefix("tasks.db") }
-            .sorted()
+        try FileManager.default.contentsOfDirectory(atPath: spool.path).filter { name in
+            if name.hasPrefix("tasks.db") { return false }
+            guard name.hasSuffix(".spare") else { return true }
+            let size = try FileManager.default.attributesOfItem(
+                atPath: spool.appendingPathComponent(name).path)[.size]
+            return (size as? Int) != 0
+        }.sorted()
     }
 
     /// Peak resident set size of the process so far, in bytes (VmHWM).
