@@ -7,7 +7,8 @@ import Synchronization
 /// One commit: the bytes of every upload in the group are synced (in parallel: the file
 /// system shares journal commits), the directory once, and then all the group's tasks are
 /// stored in one transaction, itself synced once. Only then is each caller told (and may
-/// answer 202). Runs on its own queue, never on an event loop. Without `durable` the steps
+/// answer 202). The two steps are a pipeline: one group's transaction runs while the next
+/// group's files are synced. Runs on its own queue, never on an event loop. Without `durable` the steps
 /// are the same but nothing waits for the disk.
 public final class GroupCommitter: Sendable {
     public typealias Completion = @Sendable (Result<Void, UploadRefusal>) -> Void
@@ -28,6 +29,7 @@ public final class GroupCommitter: Sendable {
     private let durable: Bool
     private let state = Mutex(State())
     private let queue = DispatchQueue(label: "ferry.group-commit")
+    private let storeQueue = DispatchQueue(label: "ferry.group-commit.store")
 
     /// - Parameter durable: whether to sync (`--fsync`); without it the steps are the same
     ///   but nothing waits for the disk.
@@ -75,29 +77,39 @@ public final class GroupCommitter: Sendable {
                 outcomes.withLock { $0[index] = refusal }
             }
         }
-        var refusals = outcomes.withLock { $0 }
+        let refusals = outcomes.withLock { $0 }
         let kept = group.indices.filter { refusals[$0] == nil }
-        do throws(UploadRefusal) {
-            guard !kept.isEmpty else { return finishAll(group, refusals) }
-            // The names of the data files are durable before the tasks that point at them.
-            if durable {
-                do {
-                    try spool.syncDirectory()
-                } catch {
-                    throw Self.refusal(error)
-                }
-            }
+        guard !kept.isEmpty else { return finishAll(group, refusals) }
+        // The names of the data files are durable before the tasks that point at them.
+        if durable {
             do {
+                try spool.syncDirectory()
+            } catch {
+                return fail(group, kept, refusals, Self.refusal(error))
+            }
+        }
+        // The transaction on a queue of its own: while it waits for its sync, the next
+        // group's files are synced. Groups are stored in the order they were synced.
+        storeQueue.async { [self] in
+            do throws(StoreError) {
                 try store.insert(kept.map { group[$0].record }, durable: durable)
             } catch {
-                throw error.isNoSpace
-                    ? .insufficientStorage(error.description) : .storage(error.description)
+                return fail(
+                    group, kept, refusals,
+                    error.isNoSpace ? .insufficientStorage(error.description) : .storage(error.description))
             }
-        } catch {
-            for index in kept {
-                refusals[index] = error
-                try? spool.removeData(id: group[index].record.id)
-            }
+            finishAll(group, refusals)
+        }
+    }
+
+    /// Refuses the `kept` uploads of `group` with `refusal` and removes their bytes.
+    private func fail(
+        _ group: [Pending], _ kept: [Int], _ refusals: [UploadRefusal?], _ refusal: UploadRefusal
+    ) {
+        var refusals = refusals
+        for index in kept {
+            refusals[index] = refusal
+            try? spool.removeData(id: group[index].record.id)
         }
         finishAll(group, refusals)
     }
