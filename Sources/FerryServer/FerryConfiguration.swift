@@ -11,6 +11,8 @@ public struct FerryConfiguration: Sendable {
     public var pushTimeout = 15.0
     /// Bytes per second a push must at least move (`--push-min-rate`).
     public var pushMinRate: UInt64 = 2 << 20
+    /// Write through symlinks in destinations inside the container (`--follow-symlinks`).
+    public var followSymlinks = false
     /// Seconds from the first byte of a request head to its end (`--header-timeout`).
     public var headerTimeout = 10.0
     /// Seconds a connection may stay silent (between requests or mid-body).

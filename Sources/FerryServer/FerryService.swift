@@ -39,7 +39,7 @@ public final class FerryService {
             inspector: IncusFileInspector(
                 socketPath: IncusFileInspector.defaultSocketPath(
                     environment: ProcessInfo.processInfo.environment)),
-            logger: logger)
+            logger: logger, followSymlinks: configuration.followSymlinks)
         let store = try SQLiteTaskStore(path: spool.storePath)
         let service = DeliveryService(
             spool: spool, store: store, pusher: pusher, settings: configuration.delivery, logger: logger)

@@ -162,6 +162,12 @@ struct FerryCommand: ParsableCommand {
             valueName: "size"))
     var pushMinRate: ByteSize = ByteSize(bytes: 2 << 20)
 
+    @Flag(
+        help:
+            "Write through symlinks in a destination inside the container. Without it, a destination whose parent or name is a symlink fails (symlink_in_destination): a symlink planted by anyone who can write a parent directory would otherwise turn an upload into a root-owned write anywhere in the container."
+    )
+    var followSymlinks = false
+
     @Option(help: "Push attempts per upload in all, the first included.")
     var maxAttempts = 5
 
@@ -255,6 +261,7 @@ struct FerryCommand: ParsableCommand {
         settings.maxChunkSize = Int(clamping: maxChunkSize.bytes)
         settings.pushTimeout = pushTimeout.value
         settings.pushMinRate = pushMinRate.bytes
+        settings.followSymlinks = followSymlinks
         settings.headerTimeout = headerTimeout.value
         settings.shutdownTimeout = shutdownTimeout.value
         settings.delivery.workers = workers

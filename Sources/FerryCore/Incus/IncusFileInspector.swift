@@ -108,6 +108,25 @@ public struct IncusFileInspector: Sendable {
         return kinds.compactMap { $0 }
     }
 
+    /// What every component of each of `paths` is, symlinks not followed, over one SFTP
+    /// connection: a component that several paths share (a batch's directory) is asked
+    /// once. Nothing is kept after the call: the instance can change at any time.
+    ///
+    /// - Returns: the kind of each component (see ``DestinationCheck/components(of:)``).
+    public func lstatComponents(instance: String, paths: [String]) throws(InspectionError) -> [String:
+        DestinationKind]
+    {
+        var seen = Set<String>()
+        var components: [String] = []
+        for path in paths {
+            for component in DestinationCheck.components(of: path) where seen.insert(component).inserted {
+                components.append(component)
+            }
+        }
+        let kinds = try inspect(instance: instance, paths: components, followingSymlinks: false)
+        return Dictionary(zip(components, kinds), uniquingKeysWith: { first, _ in first })
+    }
+
     /// The kind that the answer to a STAT of `path` means.
     private static func kind(of reply: SFTPPacket.Reply, path: String) throws(InspectionError)
         -> DestinationKind

@@ -16,11 +16,15 @@ public struct IncusPusher: Pusher {
     public var inspector: IncusFileInspector?
     /// Says when a destination could not be checked.
     public var logger: Logger?
+    /// Write through symlinks in the destination (`--follow-symlinks`): the operator's
+    /// explicit opt-out of the check that refuses them.
+    public var followSymlinks: Bool
 
     public init(
         executable: String = "incus", timeout: Double = 15, minimumRate: Double = 2 * 1024 * 1024,
-        inspector: IncusFileInspector? = nil, logger: Logger? = nil
+        inspector: IncusFileInspector? = nil, logger: Logger? = nil, followSymlinks: Bool = false
     ) {
+        self.followSymlinks = followSymlinks
         self.executable = executable
         self.timeout = timeout
         self.minimumRate = minimumRate
@@ -71,29 +75,70 @@ public struct IncusPusher: Pusher {
             timeout: timeout(forBytes: tasks.reduce(0) { $0 + $1.bytes }))
     }
 
-    /// A permanent failure when a destination exists and is neither a regular file nor a
-    /// directory: a FIFO would hold the push (and a daemon thread) until the timeout, a
-    /// device would take the bytes. When the daemon cannot be asked, the push decides.
+    /// A permanent failure when a destination has a symlink in it (a parent or the name
+    /// itself), or exists and is neither a regular file nor a directory: a FIFO would hold
+    /// the push (and a daemon thread) until the timeout, a device would take the bytes.
+    ///
+    /// The symlink check fails closed: when the daemon cannot be asked, the push waits
+    /// (a transient failure) rather than going unchecked. With `followSymlinks` only the
+    /// final name is checked, following symlinks, and an unanswered check lets the push
+    /// decide, as before the check existed.
     private func refusal(of tasks: [UploadTask]) -> PushFailure? {
         guard let inspector, let first = tasks.first else { return nil }
-        let kinds: [DestinationKind]
+        let instance = first.request.container
+        if followSymlinks { return refusalFollowingSymlinks(of: tasks, inspector: inspector) }
+        let kinds: [String: DestinationKind]
         do {
-            kinds = try inspector.inspect(instance: first.request.container, paths: tasks.map(\.request.path))
+            kinds = try inspector.lstatComponents(instance: instance, paths: tasks.map(\.request.path))
         } catch {
-            logger?.debug(
-                "destinations not checked before the push",
-                metadata: ["container": "\(first.request.container)", "error": "\(error)"])
-            return nil
+            if case .invalidInstanceName = error {
+                return PushFailure(kind: .permanent, message: "\(error)", started: false)
+            }
+            return PushFailure(
+                kind: .transient, message: "cannot check the destination for symlinks: \(error)",
+                started: false)
         }
-        for (task, kind) in zip(tasks, kinds) {
-            if case .other(let name) = kind {
+        for task in tasks {
+            switch DestinationCheck.verdict(for: task.request.path, kinds: kinds) {
+            case .writable:
+                continue
+            case .symlink(let component):
                 return PushFailure(
                     kind: .permanent,
-                    message: "destination \(task.request.path) is a \(name); Ferry writes only regular files",
+                    message:
+                        "symlink_in_destination: \(component) is a symlink in the container; Ferry does not write through symlinks (--follow-symlinks would)",
                     started: false)
+            case .unusable(let name):
+                return Self.unusable(task, name)
             }
         }
         return nil
+    }
+
+    private func refusalFollowingSymlinks(of tasks: [UploadTask], inspector: IncusFileInspector)
+        -> PushFailure?
+    {
+        let kinds: [DestinationKind]
+        do {
+            kinds = try inspector.inspect(
+                instance: tasks[0].request.container, paths: tasks.map(\.request.path))
+        } catch {
+            logger?.debug(
+                "destinations not checked before the push",
+                metadata: ["container": "\(tasks[0].request.container)", "error": "\(error)"])
+            return nil
+        }
+        for (task, kind) in zip(tasks, kinds) {
+            if case .other(let name) = kind { return Self.unusable(task, name) }
+        }
+        return nil
+    }
+
+    private static func unusable(_ task: UploadTask, _ name: String) -> PushFailure {
+        PushFailure(
+            kind: .permanent,
+            message: "destination \(task.request.path) is a \(name); Ferry writes only regular files",
+            started: false)
     }
 
     private func run(_ arguments: [String], timeout: Double) -> PushResult {
