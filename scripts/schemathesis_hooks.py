@@ -7,6 +7,10 @@ sent as generated.
 
 - `X-File-Path` ending in `/` takes its file name from `X-Host-Path`: without a usable base
   name there the upload is 400 `invalid_header`, as documented. Such a request gets one.
+- `X-File-Path` and `X-Host-Path` are UTF-8 bytes (other bytes are `invalid_header`, as
+  documented), but an HTTP client sends a header's characters as Latin-1: a generated
+  `¥` would arrive as the single byte 0xA5. Such a value is sent as its UTF-8 bytes, the
+  destination the spec means.
 - `GET /tasks?after=ID` must name one of the asker's tasks (400 `bad_query` otherwise, never
   a restart at page 1): no schema can know which ids exist. An `after` that is not the id of
   a task this run has seen and not deleted is dropped.
@@ -54,6 +58,10 @@ def before_call(context, case, kwargs):
         return
     operation = (case.operation.method.upper(), case.operation.path)
     if operation == ("POST", "/upload"):
+        for name in ("X-File-Path", "X-Host-Path"):
+            key, value = _header(case.headers, name)
+            if isinstance(value, str) and not value.isascii():
+                case.headers[key] = value.encode("utf-8", "surrogateescape").decode("latin-1")
         _, file_path = _header(case.headers, "X-File-Path")
         if isinstance(file_path, str) and file_path.endswith("/"):
             key, host_path = _header(case.headers, "X-Host-Path")

@@ -91,8 +91,11 @@ public struct IncusPusher: Pusher {
         do {
             kinds = try inspector.lstatComponents(instance: instance, paths: tasks.map(\.request.path))
         } catch {
-            if case .invalidInstanceName = error {
+            switch error {
+            case .invalidInstanceName, .refused(status: 404, _):
+                // No such instance: the push would fail the same way, for good.
                 return PushFailure(kind: .permanent, message: "\(error)", started: false)
+            default: break
             }
             return PushFailure(
                 kind: .transient, message: "cannot check the destination for symlinks: \(error)",
