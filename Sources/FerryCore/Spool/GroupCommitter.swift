@@ -85,7 +85,7 @@ public final class GroupCommitter: Sendable {
             do {
                 try spool.syncDirectory()
             } catch {
-                return fail(group, kept, refusals, Self.refusal(error))
+                return fail(group, kept, refusals, UploadRefusal(error))
             }
         }
         // The transaction on a queue of its own: while it waits for its sync, the next
@@ -94,9 +94,7 @@ public final class GroupCommitter: Sendable {
             do throws(StoreError) {
                 try store.insert(kept.map { group[$0].record }, durable: durable)
             } catch {
-                return fail(
-                    group, kept, refusals,
-                    error.isNoSpace ? .insufficientStorage(error.description) : .storage(error.description))
+                return fail(group, kept, refusals, UploadRefusal(error))
             }
             finishAll(group, refusals)
         }
@@ -127,11 +125,7 @@ public final class GroupCommitter: Sendable {
             return nil
         } catch {
             pending.file.discard()
-            return Self.refusal(error)
+            return UploadRefusal(error)
         }
-    }
-
-    private static func refusal(_ error: SystemError) -> UploadRefusal {
-        error.isNoSpace ? .insufficientStorage(error.description) : .storage(error.description)
     }
 }

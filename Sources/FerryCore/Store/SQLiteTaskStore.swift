@@ -93,15 +93,28 @@ public final class SQLiteTaskStore: TaskStore {
     public func insert(_ records: [TaskRecord], durable: Bool) throws(StoreError) {
         guard !records.isEmpty else { return }
         try write { connection throws(StoreError) in
-            // Only this commit waits for the disk; later ones go back to not syncing.
-            if durable { try connection.execute("PRAGMA synchronous = FULL") }
-            defer { if durable { try? connection.execute("PRAGMA synchronous = NORMAL") } }
-            try connection.transaction { () throws(StoreError) in
-                let insert = try connection.statement(
-                    "INSERT INTO tasks (\(Self.columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                )
-                for record in records { try insert.bind(Self.values(of: record)).run() }
+            try Self.insert(records, on: connection, durable: durable, keepingKnown: false) {
+                _ throws(StoreError) in
             }
+        }
+    }
+
+    /// Inserts `records` in one transaction (with `durable`, that commit alone waits for
+    /// the disk), then runs `also` in it. With `keepingKnown`, a task already stored is
+    /// kept as it is.
+    private static func insert(
+        _ records: [TaskRecord], on connection: SQLiteConnection, durable: Bool, keepingKnown: Bool,
+        also: (SQLiteConnection) throws(StoreError) -> Void
+    ) throws(StoreError) {
+        // Only this commit waits for the disk; later ones go back to not syncing.
+        if durable { try connection.execute("PRAGMA synchronous = FULL") }
+        defer { if durable { try? connection.execute("PRAGMA synchronous = NORMAL") } }
+        try connection.transaction { () throws(StoreError) in
+            let insert = try connection.statement(
+                "INSERT \(keepingKnown ? "OR IGNORE " : "")INTO tasks (\(columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            )
+            for record in records { try insert.bind(values(of: record)).run() }
+            try also(connection)
         }
     }
 
@@ -209,13 +222,8 @@ public final class SQLiteTaskStore: TaskStore {
     /// is (an adoption interrupted before its old files were removed runs again).
     func adopt(_ records: [TaskRecord], marking key: String) throws(StoreError) {
         try write { connection throws(StoreError) in
-            try connection.execute("PRAGMA synchronous = FULL")
-            defer { try? connection.execute("PRAGMA synchronous = NORMAL") }
-            try connection.transaction { () throws(StoreError) in
-                let insert = try connection.statement(
-                    "INSERT OR IGNORE INTO tasks (\(Self.columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                )
-                for record in records { try insert.bind(Self.values(of: record)).run() }
+            try Self.insert(records, on: connection, durable: true, keepingKnown: true) {
+                connection throws(StoreError) in
                 try connection.statement("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)")
                     .bind([.text(key), .text(String(WallClock.now()))]).run()
             }

@@ -96,7 +96,6 @@ public final class DeliveryService: Sendable {
         for record in try store.holdingBytes() {
             guard let found = dataFiles.removeValue(forKey: record.id) else {
                 // Unfinished (or failed), and its bytes are gone: it cannot be delivered.
-                _ = try store.remove(id: record.id, if: { _ in true }, beforeCommit: { _ in true })
                 recovery.lost.append(record.id)
                 continue
             }
@@ -122,8 +121,10 @@ public final class DeliveryService: Sendable {
             if record.state != .queued { toQueue.append(record.id) }
             recovery.requeued.append(record.id)
         }
-        // Pushing or waiting to retry when the process died: queued again, in one write.
+        // Pushing or waiting to retry when the process died: queued again, in one write;
+        // the lost are forgotten in another.
         try store.update(ids: toQueue, if: { !$0.state.isFinished }, apply: { $0.state = .queued })
+        try store.remove(ids: recovery.lost)
         // What is left was never acknowledged (no task), or was delivered (its bytes were
         // to go).
         for id in dataFiles.keys {
@@ -201,7 +202,7 @@ public final class DeliveryService: Sendable {
             do {
                 upload.holdFile(try spool.create(id: upload.id))
             } catch {
-                throw error.isNoSpace ? .insufficientStorage(error.description) : .storage(error.description)
+                throw UploadRefusal(error)
             }
             return .receiving(upload)
         } catch {

@@ -85,7 +85,7 @@ public final class IncomingUpload: @unchecked Sendable {
         do {
             try write(file.descriptor)
         } catch {
-            return error.isNoSpace ? .insufficientStorage(error.description) : .storage(error.description)
+            return UploadRefusal(error)
         }
         let kept = min(count, promisedLeft)
         promisedLeft -= kept

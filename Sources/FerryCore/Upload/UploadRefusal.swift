@@ -14,4 +14,14 @@ public enum UploadRefusal: Error, Sendable, Equatable {
     case idempotencyKeyMismatch(id: String)
     /// Another upload with this `Idempotency-Key` is being received right now.
     case idempotencyKeyInProgress
+
+    /// The refusal for a failed write to the spool: a full disk is the client's 507.
+    init(_ error: SystemError) {
+        self = error.isNoSpace ? .insufficientStorage(error.description) : .storage(error.description)
+    }
+
+    /// The refusal for a failed write to the store: a full disk is the client's 507.
+    init(_ error: StoreError) {
+        self = error.isNoSpace ? .insufficientStorage(error.description) : .storage(error.description)
+    }
 }
