@@ -14,9 +14,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/http_struct.h>
@@ -62,6 +65,9 @@ static atomic_bool firstLineHookRan;
 static pthread_once_t libraryConstructorOnce = PTHREAD_ONCE_INIT;
 static _Atomic(CFerryHook_RequestObserver) requestObserver;
 static atomic_uint_fast64_t requestsSeen;
+// The most one socket read may bring (libevent's own is 4096 bytes).
+static atomic_size_t largestRead = 4096;
+static atomic_bool largeReadHookRan;
 
 static void findLibraryConstructor(void) {
     libraryConstructor = (RequestConstructor)dlsym(RTLD_NEXT, "evhttp_request_new");
@@ -93,6 +99,11 @@ struct evhttp_connection *evhttp_connection_base_bufferevent_new(
     }
     struct evhttp_connection *connection = libraryConnectionConstructor(base, dns, events, address, port);
     if (connection != NULL) {
+        // A bufferevent asks for at most 16 KiB per read unless told otherwise.
+        struct bufferevent *made = evhttp_connection_get_bufferevent(connection);
+        if (made != NULL) {
+            bufferevent_set_max_single_read(made, atomic_load(&largestRead));
+        }
         int64_t before = atomic_fetch_add(&connectionsOpen, 1);
         if (before >= atomic_load(&connectionMaximum)) {
             pthread_mutex_lock(&overflowLock);
@@ -246,6 +257,67 @@ char *evbuffer_readln(struct evbuffer *buffer, size_t *length, enum evbuffer_eol
         }
     }
     return line;
+}
+
+void CFerryHook_setLargestRead(size_t bytes) {
+    atomic_store(&largestRead, bytes < 4096 ? 4096 : bytes);
+}
+
+bool CFerryHook_largeReadHookRan(void) {
+    return atomic_load(&largeReadHookRan);
+}
+
+// libevent 2.1's own evbuffer_read reads at most 4096 bytes per call (EVBUFFER_MAX_READ),
+// whatever the bufferevent asks for: a 1 GiB body costs 262,144 trips through the loop
+// (poll, FIONREAD, readv, callbacks). This one keeps its contract (at most `howmuch`
+// bytes, all that is waiting when negative; the count, 0 at end of stream, -1 with errno
+// on failure; callbacks told) but reads what the socket holds, up to the largest read.
+int evbuffer_read(struct evbuffer *buffer, evutil_socket_t descriptor, int howmuch) {
+    if (!atomic_load_explicit(&largeReadHookRan, memory_order_relaxed)) {
+        atomic_store(&largeReadHookRan, true);
+    }
+    int waiting = 0;
+    int largest = (int)atomic_load_explicit(&largestRead, memory_order_relaxed);
+    // As libevent: when the kernel tells nothing, try a small read (it may be the end).
+    if (ioctl(descriptor, FIONREAD, &waiting) < 0 || waiting <= 0) {
+        waiting = 4096;
+    }
+    if (waiting > largest) {
+        waiting = largest;
+    }
+    if (howmuch < 0 || howmuch > waiting) {
+        howmuch = waiting;
+    }
+    struct evbuffer_iovec space[2];
+    int pieces = evbuffer_reserve_space(buffer, howmuch, space, 2);
+    if (pieces < 0) {
+        return -1;
+    }
+    struct iovec vectors[2];
+    size_t room = 0;
+    for (int index = 0; index < pieces; index++) {
+        size_t length = space[index].iov_len;
+        if (room + length > (size_t)howmuch) {
+            length = (size_t)howmuch - room;
+        }
+        vectors[index].iov_base = space[index].iov_base;
+        vectors[index].iov_len = length;
+        room += length;
+    }
+    ssize_t count = readv(descriptor, vectors, pieces);
+    if (count <= 0) {
+        return (int)count;  // the reservation stays unused space; errno is readv's
+    }
+    size_t left = (size_t)count;
+    int used = 0;
+    for (; used < pieces && left > 0; used++) {
+        space[used].iov_len = vectors[used].iov_len < left ? vectors[used].iov_len : left;
+        left -= space[used].iov_len;
+    }
+    if (evbuffer_commit_space(buffer, space, used) < 0) {
+        return -1;
+    }
+    return (int)count;
 }
 
 void CFerryHook_setNULObserver(CFerryHook_HeadObserver observer) {

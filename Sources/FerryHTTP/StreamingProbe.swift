@@ -37,6 +37,10 @@ public enum StreamingProbe {
             throw HTTPServerError.streamingUnavailable(
                 "libevent parsed a request line without Ferry's hook, so --header-timeout cannot hold")
         }
+        guard CFerryHook_largeReadHookRan() else {
+            throw HTTPServerError.streamingUnavailable(
+                "libevent read a socket without Ferry's read hook, so bodies would be read 4 KiB at a time")
+        }
         guard connectionsCounted else {
             throw HTTPServerError.streamingUnavailable(
                 "libevent created a connection without Ferry's counting hook, so --max-connections cannot hold"

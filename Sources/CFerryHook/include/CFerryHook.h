@@ -60,6 +60,15 @@ void CFerryHook_setNULObserver(CFerryHook_HeadObserver observer);
 /// request arrived means NUL bytes in heads go unseen.
 bool CFerryHook_headLineHookRan(void);
 
+/// The most bytes one read from a connection's socket may bring (interposes
+/// `evbuffer_read`, whose own limit is 4096; at least 4096). Applies to connections made
+/// after the call.
+void CFerryHook_setLargestRead(size_t bytes);
+
+/// Whether the interposed `evbuffer_read` has read from a socket. False after a request
+/// arrived means bodies are read 4 KiB at a time.
+bool CFerryHook_largeReadHookRan(void);
+
 /// Sends libevent's own log lines to stderr at most once a second.
 void CFerryHook_quietLibeventLogs(void);
 

@@ -53,6 +53,8 @@ public final class DeliveryService: Sendable {
     public let store: any TaskStore
     let claims: IdempotencyClaims
     private let settings: Settings
+    /// Whether an accepted upload is synced before its 202 (`--fsync`).
+    var durable: Bool { settings.durable }
     private let queue = DeliveryQueue()
     private let committer: GroupCommitter
     private let pool: WorkerPool

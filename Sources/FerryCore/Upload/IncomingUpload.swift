@@ -87,6 +87,7 @@ public final class IncomingUpload: @unchecked Sendable {
         } catch {
             return UploadRefusal(error)
         }
+        file.wrote(Int(count), durable: service.durable)
         let kept = min(count, promisedLeft)
         promisedLeft -= kept
         service.spool.settle(kept)
