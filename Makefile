@@ -43,7 +43,7 @@ clean:
 	rm -rf .build .run
 
 bench: deps
-	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	command -v wrk >/dev/null && command -v go >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk golang-go libevent-dev)
 	swift build -c release --product ferry
 	python3 bench/run.py
 

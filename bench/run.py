@@ -4,26 +4,33 @@
 Builds release, starts Ferry on scratch spools, and prints one table (appended to
 BENCHMARKS.md with date, commit and machine). Every figure is the median of RUNS runs.
 
-  1. small ingest: wrk, 4 KiB POSTs (each to its own path), 50 connections, 10 s, only
-     202s counted, with and without --fsync. Pushes are held (bench/stalled-incus), so the
-     figure is the cost of receiving and committing; delivery has its own figure (3).
-     Each Ferry run is paired with a run of its reference (4) just before it, and the
-     ratio is the median of the per-pair ratios.
-  2. large upload: one 2 GiB body with curl (streamed from a file), MB/s until the 202
-     and Ferry's peak RSS; reference: dd writing 2 GiB to the same file system.
-  3. drain: 1,000 x 4 KiB uploads into one directory of a container of a real (private)
-     Incus, from the first request until the last file is delivered; reference:
-     `incus file push` of one file per call. Each run is made with the symlink check
-     (the default) and again with --follow-symlinks; the ratio is the per-run median.
-  4. references: a plain C loop creating, writing and closing 4 KiB files on the spool's
-     file system, with and without an fsync per file.
-  5. recovery: start-up time with 100,000 unfinished tasks in the spool.
-  6. one destination: pushes held, every upload to the same path, RUNS consecutive wrk
-     runs of 8 s against one Ferry (the backlog of one lane grows run after run); the
-     figure is each run's accepted/s and the slowest over the fastest (flat is 1.0).
-  7. history: 150,000 uploads to distinct paths delivered by a no-op pusher (/bin/true)
+Sections (FERRY_BENCH_ONLY=name,name runs only those):
+  ingest: wrk, 4 KiB POSTs (each to its own path), 50 connections, 10 s, only 202s
+     counted, with and without --fsync. Pushes are held (bench/stalled-incus), so the
+     figure is receiving and committing. Each Ferry run follows a run of its references:
+     a plain C loop creating, writing and closing 4 KiB files on the spool's file system
+     (with an fsync per file for --fsync), and, for --no-fsync, a raw C evhttp server
+     writing a file per body (bench/reference_server.c). Ratios are medians of per-pair
+     ratios.
+  lane: pushes held, every upload to the same path, RUNS consecutive wrk runs of 8 s
+     against one Ferry; each run's accepted/s and the slowest over the fastest.
+  history: 150,000 uploads to distinct paths delivered by a no-op pusher (/bin/true)
      with retention on, in thirds: accepted+delivered/s of each third, then RSS, the
      spool's files and whether the oldest task is still served.
+  healthz: the same wrk load on GET /healthz (the HTTP path without the disk).
+  large: one 1 GiB body with curl -T, in turn to the Go seed (bench/go/seed: the
+     article's handler completed, net/http and io.Copy to a temp file, no sync), Ferry
+     --no-fsync, Ferry --fsync, and dd conv=fdatasync; MiB/s until the answer, Ferry's
+     peak RSS.
+  concurrent: 50 uploads of 200 MiB at once to Ferry --fsync: peak RSS.
+  burst: 1,000 x 4 KiB from 8 keep-alive clients (bench/go/burst) into one directory of
+     a container of a private, real Incus, until the last file is delivered: Ferry, Ferry
+     --follow-symlinks, the Go seed (one `incus file push` per file, 4 workers), and the
+     Incus CLI's own limit (the same files in 2 parallel calls, no HTTP); plus one file
+     per call, one call at a time.
+  soak: 30 s of 100 MiB uploads and bursts of 4 KiB ones into a real container: RSS and
+     descriptors each second, then every accepted upload delivered.
+  recovery: start-up time with 100,000 unfinished tasks in the spool.
 """
 import datetime
 import http.client
@@ -41,12 +48,20 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FERRY = os.path.join(ROOT, ".build", "release", "ferry")
 REFERENCE = os.path.join(ROOT, ".build", "bench-reference-files")
+REFERENCE_SERVER = os.path.join(ROOT, ".build", "bench-reference-server")
+GO_SEED = os.path.join(ROOT, ".build", "bench-go-seed")
+BURST = os.path.join(ROOT, ".build", "bench-burst")
 RUNS = int(os.environ.get("FERRY_BENCH_RUNS", "3"))
 SECONDS = os.environ.get("FERRY_BENCH_SECONDS", "10")
 RECOVERY_TASKS = int(os.environ.get("FERRY_BENCH_RECOVERY_TASKS", "100000"))
 HISTORY = int(os.environ.get("FERRY_BENCH_HISTORY", "150000"))
-LARGE_MIB = int(os.environ.get("FERRY_BENCH_LARGE_MIB", "2048"))
-DRAIN_FILES = int(os.environ.get("FERRY_BENCH_DRAIN_FILES", "1000"))
+LARGE_MIB = int(os.environ.get("FERRY_BENCH_LARGE_MIB", "1024"))
+CONCURRENT = int(os.environ.get("FERRY_BENCH_CONCURRENT", "50"))
+CONCURRENT_MIB = int(os.environ.get("FERRY_BENCH_CONCURRENT_MIB", "200"))
+BURST_FILES = int(os.environ.get("FERRY_BENCH_BURST_FILES", "1000"))
+SOAK_SECONDS = float(os.environ.get("FERRY_BENCH_SOAK_SECONDS", "30"))
+# FERRY_BENCH_ONLY=large,burst runs only those sections (names as in SECTIONS below).
+ONLY = [name for name in os.environ.get("FERRY_BENCH_ONLY", "").split(",") if name]
 SINGLE_PUSHES = int(os.environ.get("FERRY_BENCH_SINGLE_PUSHES", "40"))
 INCUS_ENV = os.path.join(ROOT, "scripts", "incus-env.sh")
 SETTLE = float(os.environ.get("FERRY_BENCH_SETTLE", "11"))
@@ -72,10 +87,10 @@ def report(name, value):
 class Ferry:
     """A ferry process in its own session (so its pushes can be killed with it)."""
 
-    def __init__(self, spool, *arguments):
+    def __init__(self, spool, *arguments, environment=None):
         self.process = subprocess.Popen(
             [FERRY, "--listen", "127.0.0.1:0", "--spool", spool, "--log-level", "notice", *arguments],
-            stderr=subprocess.PIPE, text=True, start_new_session=True)
+            stderr=subprocess.PIPE, text=True, start_new_session=True, env=environment)
         self.lines = []
         while True:
             line = self.process.stderr.readline()
@@ -121,27 +136,43 @@ def settle():
     time.sleep(SETTLE)
 
 
+def wrk_uploads(address, seconds=SECONDS):
+    """One wrk run of bench/upload.lua: (accepted/s, p50 ms, p99 ms, refused)."""
+    output = run(["wrk", "-t2", "-c50", f"-d{seconds}s", "-s", os.path.join(ROOT, "bench", "upload.lua"),
+                  f"http://{address}"])
+    line = next(l for l in output.splitlines() if l.startswith("FERRY "))
+    fields = dict(pair.split("=") for pair in line.split()[1:])
+    return (int(fields["accepted"]) / float(fields["seconds"]), float(fields["p50_ms"]), float(fields["p99_ms"]),
+            int(fields["refused"]) + int(fields["errors"]))
+
+
 def ingest(scratch, fsync):
-    """Ferry's small ingest, each run right after a run of its reference loop."""
+    """Ferry's small ingest, each run right after a run of its reference loop and (without
+    --fsync) of the raw C evhttp server."""
     results = []
     for number in range(RUNS):
         settle()
         loop, loop_p99, loop_max = reference_once(scratch, sync=fsync)
+        result = {"loop": loop, "loop_p99": loop_p99, "loop_max": loop_max}
+        if not fsync:
+            settle()
+            folder = os.path.join(scratch, f"c-server-{number}")
+            os.makedirs(folder)
+            server = Server([REFERENCE_SERVER, folder])
+            result["c"], _, result["c_p99"], _ = wrk_uploads(server.address)
+            server.kill()
+            subprocess.run(["rm", "-rf", folder])
         settle()
         spool = os.path.join(scratch, f"ingest-{'fsync' if fsync else 'nofsync'}-{number}")
         ferry = Ferry(spool, "--incus", STALLED, "--workers", "1", "--queue-capacity", "100000000",
                       "--fsync" if fsync else "--no-fsync", *NO_DAEMON)
-        output = run(["wrk", "-t2", "-c50", f"-d{SECONDS}s", "-s", os.path.join(ROOT, "bench", "upload.lua"),
-                      f"http://{ferry.address}"])
+        result["rate"], result["p50"], result["p99"], result["refused"] = wrk_uploads(ferry.address)
         ferry.kill()
-        line = next(l for l in output.splitlines() if l.startswith("FERRY "))
-        fields = dict(pair.split("=") for pair in line.split()[1:])
-        rate = int(fields["accepted"]) / float(fields["seconds"])
-        results.append({
-            "rate": rate, "loop": loop, "ratio": rate / loop, "loop_p99": loop_p99, "loop_max": loop_max,
-            "p50": float(fields["p50_ms"]), "p99": float(fields["p99_ms"]),
-            "refused": int(fields["refused"]) + int(fields["errors"]),
-        })
+        result["ratio"] = result["rate"] / loop
+        if not fsync:
+            result["c_ratio"] = result["rate"] / result["c"]
+            result["c_p99_ratio"] = result["p99"] / result["c_p99"]
+        results.append(result)
         subprocess.run(["rm", "-rf", spool])
     figures = {key: statistics.median(r[key] for r in results) for key in results[0]}
     report(f"ingest {'fsync' if fsync else 'no-fsync'} runs", results)
@@ -242,35 +273,114 @@ def milliseconds(text):
     raise ValueError(text)
 
 
+class Server:
+    """A reference server (the Go seed, the C evhttp loop) that prints its address."""
+
+    def __init__(self, command, environment=None):
+        self.process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=environment,
+                                        start_new_session=True)
+        while True:
+            line = self.process.stderr.readline()
+            if not line:
+                raise RuntimeError(f"{command[0]} did not start")
+            match = re.search(r"address=(\S+)", line)
+            if match:
+                self.address = match.group(1)
+                break
+        threading.Thread(target=lambda: self.process.stderr.read(), daemon=True).start()
+
+    def delivered(self):
+        host, port = self.address.rsplit(":", 1)
+        connection = http.client.HTTPConnection(host, int(port))
+        connection.request("GET", "/delivered")
+        delivered, failed = connection.getresponse().read().decode().split()
+        if int(failed):
+            raise RuntimeError(f"the Go seed failed {failed} pushes")
+        return int(delivered)
+
+    def kill(self):
+        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.wait()
+
+
+def post_file(address, source, path, *extra):
+    """curl -T of one file to /upload; returns (seconds, HTTP status)."""
+    started = time.monotonic()
+    output = run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-T", source,
+                  "-H", "X-Container-Name: bench", "-H", f"X-File-Path: {path}", "-H", "Expect:", *extra,
+                  f"http://{address}/upload"])
+    return time.monotonic() - started, output.strip()
+
+
 def large_upload(scratch):
-    """One LARGE_MIB body through curl (streamed with -T), against dd on the same disk."""
+    """One LARGE_MIB body through curl (-T, streamed from a file), in turn to the Go seed,
+    Ferry --no-fsync, Ferry with --fsync (the default) and dd conv=fdatasync: MiB/s until
+    the answer, Ferry's peak RSS, and the per-turn ratios to the Go seed."""
     source = os.path.join(scratch, "large-source")
     run(["dd", "if=/dev/urandom", f"of={source}", "bs=1M", f"count={LARGE_MIB}", "status=none"])
-    rates, peaks, dd_rates = [], [], []
+    turns = []
     for number in range(RUNS):
+        turn = {}
+        settle()
+        seed = Server([GO_SEED, "-dir", os.path.join(scratch, f"go-{number}"), "-incus", "/bin/true"])
+        seconds, status = post_file(seed.address, source, "/tmp/large")
+        seed.kill()
+        if status != "202":
+            raise RuntimeError(f"the Go seed answered {status}")
+        turn["go"] = LARGE_MIB / seconds
+        subprocess.run(["rm", "-rf", os.path.join(scratch, f"go-{number}")])
+        for mode in ("--no-fsync", "--fsync"):
+            settle()
+            spool = os.path.join(scratch, f"large-{number}")
+            ferry = Ferry(spool, "--incus", "/bin/true", "--max-body-size", f"{LARGE_MIB + 1}M", mode, *NO_DAEMON)
+            seconds, status = post_file(ferry.address, source, "/tmp/large")
+            if status != "202":
+                raise RuntimeError(f"large upload answered {status}")
+            turn[mode] = LARGE_MIB / seconds
+            turn[f"{mode} rss"] = ferry.peak_rss()
+            ferry.kill()
+            subprocess.run(["rm", "-rf", spool])
         settle()
         target = os.path.join(scratch, "dd-target")
         started = time.monotonic()
         run(["dd", f"if={source}", f"of={target}", "bs=1M", "conv=fdatasync", "status=none"])
-        dd_rates.append(LARGE_MIB / (time.monotonic() - started))
+        turn["dd"] = LARGE_MIB / (time.monotonic() - started)
         os.remove(target)
-        spool = os.path.join(scratch, f"large-{number}")
+        turn["fast ratio"] = turn["--no-fsync"] / turn["go"]
+        turn["durable ratio"] = turn["--fsync"] / turn["go"]
+        turns.append(turn)
+    os.remove(source)
+    report("large upload turns (MiB/s, RSS bytes)", turns)
+    figures = {key: statistics.median(t[key] for t in turns) for key in turns[0]}
+    figures["peak rss"] = max(max(t["--no-fsync rss"], t["--fsync rss"]) for t in turns)
+    return figures
+
+
+def concurrent_large(scratch):
+    """CONCURRENT uploads of CONCURRENT_MIB each at once (curl -T), Ferry with --fsync:
+    its peak RSS, and the MiB/s of all of them together."""
+    source = os.path.join(scratch, "concurrent-source")
+    run(["dd", "if=/dev/urandom", f"of={source}", "bs=1M", f"count={CONCURRENT_MIB}", "status=none"])
+    peaks, rates = [], []
+    for number in range(RUNS):
         settle()
-        ferry = Ferry(spool, "--incus", "/bin/true", "--max-body-size", f"{LARGE_MIB + 1}M", *NO_DAEMON)
+        spool = os.path.join(scratch, f"concurrent-{number}")
+        ferry = Ferry(spool, "--incus", "/bin/true", "--max-body-size", f"{CONCURRENT_MIB + 1}M", *NO_DAEMON)
         started = time.monotonic()
-        output = run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-T", source,
-                      "-H", "X-Container-Name: bench", "-H", "X-File-Path: /tmp/large",
-                      "-H", "Expect:", f"http://{ferry.address}/upload"])
-        seconds = time.monotonic() - started
-        if output.strip() != "202":
-            raise RuntimeError(f"large upload answered {output}")
-        rates.append(LARGE_MIB / seconds)
+        curls = [subprocess.Popen(
+            ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-T", source,
+             "-H", "X-Container-Name: bench", "-H", f"X-File-Path: /tmp/concurrent-{index}", "-H", "Expect:",
+             f"http://{ferry.address}/upload"], stdout=subprocess.PIPE, text=True) for index in range(CONCURRENT)]
+        statuses = [curl.communicate()[0].strip() for curl in curls]
+        rates.append(CONCURRENT * CONCURRENT_MIB / (time.monotonic() - started))
+        if statuses != ["202"] * CONCURRENT:
+            raise RuntimeError(f"concurrent uploads answered {sorted(set(statuses))}")
         peaks.append(ferry.peak_rss())
         ferry.kill()
         subprocess.run(["rm", "-rf", spool])
     os.remove(source)
-    report("large upload MB/s, peak RSS, dd MB/s", (rates, peaks, dd_rates))
-    return statistics.median(rates), statistics.median(peaks), statistics.median(dd_rates)
+    report("concurrent large uploads: peak RSS, MiB/s", (peaks, rates))
+    return max(peaks), statistics.median(rates)
 
 
 class PrivateIncus:
@@ -296,51 +406,155 @@ class PrivateIncus:
         subprocess.run(["rm", "-rf", self.directory])
 
 
-def drain(scratch, daemon):
-    """DRAIN_FILES uploads into one container directory, until all are delivered: each run
-    with the symlink check (the default) and, right after, with --follow-symlinks.
-
-    Returns the median rate of each, and the median of the per-run ratios."""
-    checked, followed = [], []
+def burst(scratch, daemon):
+    """BURST_FILES x 4 KiB from 8 keep-alive clients into one directory of a real
+    container, from the first request until the last file is delivered, in turn: Ferry
+    (the symlink check on, its default), Ferry --follow-symlinks, the Go seed (one
+    `incus file push` per file, 4 workers) and the Incus CLI's own limit (the same files
+    pushed by 2 parallel calls, no HTTP). Every file is counted in the container."""
+    turns = []
     for number in range(RUNS):
-        checked.append(drain_once(scratch, daemon, f"{number}-checked"))
-        followed.append(drain_once(scratch, daemon, f"{number}-followed", "--follow-symlinks"))
-    report("drain files/s, checked and --follow-symlinks", (checked, followed))
-    ratios = [c / f for c, f in zip(checked, followed)]
-    return statistics.median(checked), statistics.median(followed), statistics.median(ratios)
+        turn = {}
+        for name, arguments in (("ferry", ()), ("ferry followed", ("--follow-symlinks",))):
+            settle()
+            spool = os.path.join(scratch, f"burst-{number}")
+            ferry = Ferry(spool, "--queue-capacity", "100000", *arguments, environment=daemon.environment)
+            turn[name] = burst_once(daemon, ferry, f"/tmp/burst-{number}-{name.replace(' ', '-')}")
+            ferry.kill()
+            subprocess.run(["rm", "-rf", spool])
+        settle()
+        seed = Server([GO_SEED, "-dir", os.path.join(scratch, f"go-burst-{number}"), "-workers", "4"],
+                      environment=daemon.environment)
+        turn["go"] = burst_once(daemon, seed, f"/tmp/burst-{number}-go")
+        seed.kill()
+        subprocess.run(["rm", "-rf", os.path.join(scratch, f"go-burst-{number}")])
+        settle()
+        turn["cli"] = cli_limit(scratch, daemon, f"/tmp/burst-{number}-cli")
+        turn["go ratio"] = turn["ferry"] / turn["go"]
+        turn["cli ratio"] = turn["ferry"] / turn["cli"]
+        turn["check ratio"] = turn["ferry"] / turn["ferry followed"]
+        turns.append(turn)
+    report("burst turns (files/s)", turns)
+    return {key: statistics.median(t[key] for t in turns) for key in turns[0]}
 
 
-def drain_once(scratch, daemon, name, *arguments):
-    """One drain run: files/s from the first request until the last file is delivered."""
-    body = os.urandom(4096)
-    directory = f"/tmp/drain-{name}"
-    spool = os.path.join(scratch, f"drain-{name}")
-    os.environ["INCUS_DIR"] = daemon.directory
-    ferry = Ferry(spool, "--queue-capacity", "100000", *arguments)
-    host, port = ferry.address.rsplit(":", 1)
-    connection = http.client.HTTPConnection(host, int(port))
+def burst_once(daemon, server, directory):
+    """Files/s of one burst against `server`, checked in the container."""
     started = time.monotonic()
-    for index in range(DRAIN_FILES):
-        connection.request("POST", "/upload", body=body, headers={
-            "X-Container-Name": "bench", "X-File-Path": f"{directory}/file-{index}",
-            "X-Create-Dirs": "true"})
-        response = connection.getresponse()
-        response.read()
-        if response.status != 202:
-            raise RuntimeError(f"drain upload {index}: {response.status}")
+    output = run([BURST, "-url", f"http://{server.address}/upload", "-files", str(BURST_FILES), "-clients", "8",
+                  "-dir", directory])
+    if f"accepted={BURST_FILES} " not in output:
+        raise RuntimeError(f"burst: {output}")
     deadline = started + 600
-    while ferry.delivered() < DRAIN_FILES:
+    while server.delivered() < BURST_FILES:
         if time.monotonic() > deadline:
-            raise RuntimeError("drain did not finish in 600 s")
+            raise RuntimeError("burst not delivered in 600 s")
         time.sleep(0.005)
-    rate = DRAIN_FILES / (time.monotonic() - started)
-    ferry.kill()
+    rate = BURST_FILES / (time.monotonic() - started)
     count = daemon.incus("exec", "bench", "--", "sh", "-c", f"ls {directory} | wc -l").strip()
-    if int(count) != DRAIN_FILES:
-        raise RuntimeError(f"drain: {count} files in the container, not {DRAIN_FILES}")
+    if int(count) != BURST_FILES:
+        raise RuntimeError(f"burst: {count} files in the container, not {BURST_FILES}")
     daemon.incus("exec", "bench", "--", "rm", "-rf", directory)
-    subprocess.run(["rm", "-rf", spool])
     return rate
+
+
+def cli_limit(scratch, daemon, directory):
+    """The Incus CLI's own rate: BURST_FILES files pushed by 2 parallel `incus file push`
+    calls (half each), no HTTP, no spool."""
+    halves = []
+    for half in range(2):
+        folder = os.path.join(scratch, f"cli-{half}")
+        os.makedirs(folder, exist_ok=True)
+        names = []
+        for index in range(half, BURST_FILES, 2):
+            name = os.path.join(folder, f"file-{index}")
+            with open(name, "wb") as handle:
+                handle.write(os.urandom(4096))
+            names.append(name)
+        halves.append(names)
+    daemon.incus("exec", "bench", "--", "mkdir", "-p", directory)
+    started = time.monotonic()
+    pushes = [subprocess.Popen(["incus", "file", "push", "-q", *names, f"bench{directory}/"], env=daemon.environment)
+              for names in halves]
+    if any(push.wait() != 0 for push in pushes):
+        raise RuntimeError("incus file push of the CLI reference failed")
+    rate = BURST_FILES / (time.monotonic() - started)
+    count = daemon.incus("exec", "bench", "--", "sh", "-c", f"ls {directory} | wc -l").strip()
+    if int(count) != BURST_FILES:
+        raise RuntimeError(f"cli reference: {count} files in the container, not {BURST_FILES}")
+    daemon.incus("exec", "bench", "--", "rm", "-rf", directory)
+    for half in range(2):
+        subprocess.run(["rm", "-rf", os.path.join(scratch, f"cli-{half}")])
+    return rate
+
+
+def soak(scratch, daemon):
+    """SOAK_SECONDS of mixed load on one Ferry delivering into a real container: 100 MiB
+    uploads one after another, and bursts of 200 x 4 KiB from 8 clients, one after
+    another. RSS and open descriptors sampled each second; then every accepted upload
+    must be delivered, and every small file must be in the container."""
+    settle()
+    source = os.path.join(scratch, "soak-source")
+    run(["dd", "if=/dev/urandom", f"of={source}", "bs=1M", "count=100", "status=none"])
+    spool = os.path.join(scratch, "soak")
+    ferry = Ferry(spool, "--queue-capacity", "100000", "--max-body-size", "101M", environment=daemon.environment)
+    stop = threading.Event()
+    counts = {"large": 0, "small": 0, "errors": []}
+
+    def large():
+        number = 0
+        while not stop.is_set():
+            _, status = post_file(ferry.address, source, f"/tmp/soak/large-{number % 4}", "-H", "X-Create-Dirs: true")
+            number += 1
+            if status == "202":
+                counts["large"] += 1
+            else:
+                counts["errors"].append(f"large upload: {status}")
+
+    def small():
+        number = 0
+        while not stop.is_set():
+            output = run([BURST, "-url", f"http://{ferry.address}/upload", "-files", "200", "-clients", "8",
+                          "-dir", f"/tmp/soak/small-{number}"])
+            number += 1
+            counts["small"] += int(re.search(r"accepted=(\d+)", output).group(1))
+
+    loads = [threading.Thread(target=large), threading.Thread(target=small)]
+    for load in loads:
+        load.start()
+    samples = []
+    started = time.monotonic()
+    while time.monotonic() - started < SOAK_SECONDS:
+        time.sleep(1)
+        with open(f"/proc/{ferry.process.pid}/status") as status:
+            rss = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
+        samples.append((rss, len(os.listdir(f"/proc/{ferry.process.pid}/fd"))))
+    stop.set()
+    for load in loads:
+        load.join()
+    accepted = counts["large"] + counts["small"]
+    deadline = time.monotonic() + 600
+    while ferry.delivered() < accepted:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"soak: {ferry.delivered()} of {accepted} delivered after 600 s")
+        time.sleep(0.05)
+    _, text = ferry.get("/metrics")
+    failed = counter(text, "ferry_push_attempts_total", [("outcome", "permanent_failure")])
+    ferry.kill()
+    in_container = int(daemon.incus("exec", "bench", "--", "sh", "-c", "ls /tmp/soak/small-* | grep -c file-").strip())
+    daemon.incus("exec", "bench", "--", "rm", "-rf", "/tmp/soak")
+    subprocess.run(["rm", "-rf", spool, source])
+    if counts["errors"] or in_container != counts["small"] or failed:
+        raise RuntimeError(f"soak lost uploads: {counts['errors'][:3]}, {in_container} of {counts['small']} "
+                           f"small files in the container, {failed} failed")
+    third = max(1, len(samples) // 3)
+    figures = {
+        "large": counts["large"], "small": counts["small"],
+        "rss first": max(r for r, _ in samples[:third]), "rss last": max(r for r, _ in samples[-third:]),
+        "fds first": max(f for _, f in samples[:third]), "fds last": max(f for _, f in samples[-third:]),
+    }
+    report("soak", figures)
+    return figures
 
 
 def single_pushes(scratch, daemon):
@@ -402,67 +616,145 @@ def machine():
     return f"{os.cpu_count()} cores, {model}, Linux {platform.release()}"
 
 
-def main():
-    run(["gcc", "-O2", "-o", REFERENCE, os.path.join(ROOT, "bench", "reference_files.c")])
-    scratch = tempfile.mkdtemp(prefix="ferry-bench-", dir=os.environ.get("FERRY_BENCH_DIR", "/var/tmp"))
-    try:
-        durable = ingest(scratch, fsync=True)
-        fast = ingest(scratch, fsync=False)
-        lane = one_destination(scratch)
-        kept = history(scratch)
-        probe = healthz(scratch)
-        large_rate, large_peak, dd_rate = large_upload(scratch)
-        daemon = PrivateIncus()
-        try:
-            daemon.start()
-            drained, drained_following, symlink_ratio = drain(scratch, daemon)
-            single = single_pushes(scratch, daemon)
-        finally:
-            daemon.stop()
-        recovered_tasks, recovered = recovery(scratch)
-    finally:
-        subprocess.run(["rm", "-rf", scratch])
+MIB = 1048576
 
-    commit = run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]).strip()
-    rows = [
+
+def ingest_rows(scratch, daemon):
+    durable, fast = ingest(scratch, fsync=True), ingest(scratch, fsync=False)
+    return [
         ("small ingest, --fsync (accepted/s)", f"{durable['rate']:.0f}",
          f"{durable['ratio']:.2f} x loop with fsync (target 1.0)"),
         ("small ingest, --fsync p50 / p99 (ms)", f"{durable['p50']:.2f} / {durable['p99']:.2f}", ""),
-        ("small ingest, --no-fsync (accepted/s)", f"{fast['rate']:.0f}",
-         f"{fast['ratio']:.2f} x plain loop (target 0.6)"),
+        ("small ingest, --no-fsync, pushes held (accepted/s)", f"{fast['rate']:.0f}",
+         f"{fast['c_ratio']:.2f} x raw C evhttp server (target 1.0); {fast['ratio']:.2f} x plain loop"),
         ("small ingest, --no-fsync p50 / p99 (ms)", f"{fast['p50']:.2f} / {fast['p99']:.2f}",
-         f"p99 target 20 ms: {'met' if fast['p99'] <= 20 else 'missed'}"),
-        ("one destination, pushes held, consecutive runs (accepted/s)", " / ".join(f"{r:.0f}" for r in lane),
-         f"slowest {min(lane) / max(lane):.2f} x fastest (flat within 20 %: 0.8)"),
+         f"p99 {fast['c_p99_ratio']:.2f} x the C server's (target 1.5)"),
+        ("reference: raw C evhttp server, a file per body (accepted/s, p99 ms)",
+         f"{fast['c']:.0f}, {fast['c_p99']:.2f}", ""),
+        ("reference: create-write-close loop (files/s)", f"{fast['loop']:.0f}", ""),
+        ("reference: that loop, one file's p99 / max (ms)", f"{fast['loop_p99']:.3f} / {fast['loop_max']:.1f}",
+         "one thread, no contention"),
+        ("reference: same loop with fsync per file (files/s)", f"{durable['loop']:.0f}", ""),
+    ]
+
+
+def lane_rows(scratch, daemon):
+    lane = one_destination(scratch)
+    return [("one destination, pushes held, consecutive runs (accepted/s)", " / ".join(f"{r:.0f}" for r in lane),
+             f"slowest {min(lane) / max(lane):.2f} x fastest (flat within 20 %: 0.8)")]
+
+
+def history_rows(scratch, daemon):
+    kept = history(scratch)
+    return [
         (f"{kept['accepted']:.0f} uploads, no-op pusher, retention on: accepted+delivered/s by third",
          " / ".join(f"{r:.0f}" for r in kept["rates"]),
          f"last {kept['rates'][2] / kept['rates'][0]:.2f} x first (target 0.8); target 5,000/s"),
         ("after them: RSS (MiB) / spool files / oldest task served",
-         f"{kept['rss'] / 1048576:.1f} / {kept['files']} / {'yes' if kept['oldest_served'] else 'NO'}",
+         f"{kept['rss'] / MIB:.1f} / {kept['files']} / {'yes' if kept['oldest_served'] else 'NO'}",
          "targets 48 MiB / 100 files"),
-        (f"large upload, {LARGE_MIB} MiB (MB/s)", f"{large_rate:.0f}", f"{large_rate / dd_rate:.2f} x dd (target 0.85)"),
-        ("large upload: Ferry peak RSS (MiB)", f"{large_peak / 1048576:.1f}", "target 32 MiB"),
-        (f"drain {DRAIN_FILES} x 4 KiB into real Incus (files/s)", f"{drained:.0f}",
-         f"{drained / single:.1f} x one file per incus call (target 5)"),
-        ("that drain with --follow-symlinks (files/s)", f"{drained_following:.0f}",
-         f"symlink check on: {symlink_ratio:.2f} x off (target 0.9)"),
-        ("reference: create-write-close loop (files/s)", f"{fast['loop']:.0f}", ""),
-        ("reference: that loop, one file's p99 / max (ms)", f"{fast['loop_p99']:.3f} / {fast['loop_max']:.1f}",
-         "one thread, no contention"),
-        ("reference: GET /healthz, 50 connections, p50 / p99 (ms)", f"{probe['p50']:.2f} / {probe['p99']:.2f}",
-         f"{probe['rate']:.0f}/s: Ferry's HTTP path without the disk"),
-        ("reference: same loop with fsync per file (files/s)", f"{durable['loop']:.0f}", ""),
-        ("reference: dd to the spool's file system, conv=fdatasync (MB/s)", f"{dd_rate:.0f}", ""),
-        ("reference: incus file push, one file per call (files/s)", f"{single:.1f}", ""),
-        (f"recovery of {recovered_tasks} unfinished tasks (s to listening)", f"{recovered:.2f}", "seconds, not minutes"),
     ]
+
+
+def healthz_rows(scratch, daemon):
+    probe = healthz(scratch)
+    return [("reference: GET /healthz, 50 connections, p50 / p99 (ms)", f"{probe['p50']:.2f} / {probe['p99']:.2f}",
+             f"{probe['rate']:.0f}/s: Ferry's HTTP path without the disk")]
+
+
+def large_rows(scratch, daemon):
+    large = large_upload(scratch)
+    return [
+        (f"large upload, {LARGE_MIB} MiB, --no-fsync (MiB/s)", f"{large['--no-fsync']:.0f}",
+         f"{large['fast ratio']:.2f} x the Go seed (target 1.0)"),
+        (f"large upload, {LARGE_MIB} MiB, --fsync, durable 202 (MiB/s)", f"{large['--fsync']:.0f}",
+         f"{large['durable ratio']:.2f} x the Go seed, which does not sync (target 0.8)"),
+        ("large upload: Ferry peak RSS (MiB)", f"{large['peak rss'] / MIB:.1f}", "target 32 MiB"),
+        ("reference: the Go seed (net/http, io.Copy to a temp file) (MiB/s)", f"{large['go']:.0f}", ""),
+        ("reference: dd to the spool's file system, conv=fdatasync (MiB/s)", f"{large['dd']:.0f}", ""),
+    ]
+
+
+def concurrent_rows(scratch, daemon):
+    peak, rate = concurrent_large(scratch)
+    return [(f"{CONCURRENT} concurrent {CONCURRENT_MIB} MiB uploads, --fsync: peak RSS (MiB), MiB/s in all",
+             f"{peak / MIB:.1f}, {rate:.0f}", "target 64 MiB")]
+
+
+def burst_rows(scratch, daemon):
+    figures = burst(scratch, daemon)
+    single = single_pushes(scratch, daemon)
+    return [
+        (f"burst {BURST_FILES} x 4 KiB, 8 clients, into real Incus (files/s)", f"{figures['ferry']:.0f}",
+         f"{figures['go ratio']:.1f} x the Go seed (target 5); {figures['cli ratio']:.2f} x the CLI's 2-call "
+         "limit (target 0.7)"),
+        ("that burst with --follow-symlinks (files/s)", f"{figures['ferry followed']:.0f}",
+         f"symlink check on: {figures['check ratio']:.2f} x off"),
+        ("reference: the Go seed, one incus call per file, 4 workers (files/s)", f"{figures['go']:.0f}", ""),
+        ("reference: the Incus CLI, the burst's files in 2 parallel calls (files/s)", f"{figures['cli']:.0f}", ""),
+        ("reference: incus file push, one file per call, one at a time (files/s)", f"{single:.1f}", ""),
+    ]
+
+
+def soak_rows(scratch, daemon):
+    figures = soak(scratch, daemon)
+    return [
+        (f"soak {SOAK_SECONDS:.0f} s: 100 MiB and 4 KiB uploads into real Incus, all delivered",
+         f"{figures['large']} large, {figures['small']} small", "every 202 delivered: yes"),
+        ("soak: RSS (MiB) max of first / last third", f"{figures['rss first'] / MIB:.1f} / {figures['rss last'] / MIB:.1f}",
+         "flat"),
+        ("soak: open descriptors max of first / last third", f"{figures['fds first']} / {figures['fds last']}", "flat"),
+    ]
+
+
+def recovery_rows(scratch, daemon):
+    tasks, seconds = recovery(scratch)
+    return [(f"recovery of {tasks} unfinished tasks (s to listening)", f"{seconds:.2f}", "seconds, not minutes")]
+
+
+# name: (rows, needs a private Incus daemon)
+SECTIONS = {
+    "ingest": (ingest_rows, False), "lane": (lane_rows, False), "history": (history_rows, False),
+    "healthz": (healthz_rows, False), "large": (large_rows, False), "concurrent": (concurrent_rows, False),
+    "burst": (burst_rows, True), "soak": (soak_rows, True), "recovery": (recovery_rows, False),
+}
+
+
+def build_references():
+    run(["gcc", "-O2", "-o", REFERENCE, os.path.join(ROOT, "bench", "reference_files.c")])
+    run(["gcc", "-O2", "-o", REFERENCE_SERVER, os.path.join(ROOT, "bench", "reference_server.c"), "-levent"])
+    for name, target in (("seed", GO_SEED), ("burst", BURST)):
+        run(["go", "build", "-o", target, f"./{name}"], cwd=os.path.join(ROOT, "bench", "go"))
+
+
+def main():
+    build_references()
+    chosen = [name for name in SECTIONS if not ONLY or name in ONLY]
+    scratch = tempfile.mkdtemp(prefix="ferry-bench-", dir=os.environ.get("FERRY_BENCH_DIR", "/var/tmp"))
+    rows = []
+    daemon = None
+    try:
+        for name in chosen:
+            measure, needs_daemon = SECTIONS[name]
+            if needs_daemon and daemon is None:
+                daemon = PrivateIncus()
+                daemon.start()
+            rows += measure(scratch, daemon)
+    finally:
+        if daemon is not None:
+            daemon.stop()
+        subprocess.run(["rm", "-rf", scratch])
+
+    commit = run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]).strip()
     header = (f"### {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}\n\n"
-              f"Machine: {machine()}. Medians of {RUNS} runs; ingest runs {SECONDS} s each.\n")
+              f"Machine: {machine()}. Medians of {RUNS} runs; ingest runs {SECONDS} s each"
+              + (f"; sections: {', '.join(chosen)}" if ONLY else "") + ".\n")
     table = ["| figure | value | ratio |", "|---|---|---|"] + [f"| {a} | {b} | {c} |" for a, b, c in rows]
     text = header + "\n" + "\n".join(table) + "\n"
     print(text)
-    with open(os.path.join(ROOT, "BENCHMARKS.md"), "a") as record:
-        record.write("\n" + text)
+    if not os.environ.get("FERRY_BENCH_NO_RECORD"):
+        with open(os.path.join(ROOT, "BENCHMARKS.md"), "a") as record:
+            record.write("\n" + text)
 
 
 if __name__ == "__main__":

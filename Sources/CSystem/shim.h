@@ -13,3 +13,9 @@ int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpa
 #include <stdint.h>
 int sync_file_range(int fd, int64_t offset, int64_t nbytes, unsigned int flags);
 #define CSYSTEM_SYNC_FILE_RANGE_WRITE 2
+
+// O_TMPFILE (behind _GNU_SOURCE, and a macro of other macros, which Swift does not
+// import): a file with no name yet in a directory, named later with linkat. Linux's
+// generic value of __O_TMPFILE (x86_64 and arm64 alike).
+#include <fcntl.h>
+static const int CSYSTEM_O_TMPFILE = 020000000 | O_DIRECTORY;

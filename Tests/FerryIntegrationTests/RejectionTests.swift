@@ -141,11 +141,12 @@ final class RejectionTests: XCTestCase {
         let client = try RawHTTPClient(port: ferry.port)
         try client.sendHead("POST", "/upload", valid + [("Content-Length", "10000000")])
         try client.send(randomBytes(600_000))
-        try waitUntil("the partial file exists") { try ferry.spoolContents().count == 1 }
+        try waitUntil("the body is arriving") { try ferry.openSpoolFiles().count == 1 }
         client.abort()
 
         try ferry.waitForLog(containing: "upload aborted")
         XCTAssertEqual(try ferry.spoolContents(), [])
+        XCTAssertEqual(try ferry.openSpoolFiles(), [], "the unnamed file is closed, so its space is free")
         XCTAssertEqual(ferry.logLines(containing: "push").count, 0)
         XCTAssertEqual(ferry.logLines(containing: "upload accepted").count, 0)
         let health = try RawHTTPClient(port: ferry.port)

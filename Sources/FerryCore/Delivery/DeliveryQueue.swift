@@ -41,6 +41,13 @@ public final class DeliveryQueue: @unchecked Sendable {
     private var readyByBatch: [String: FIFO<ReadyEntry>] = [:]
     private var nextStamp: UInt64 = 0
     private var waiting = 0
+    /// Whether a worker is gathering a batch now (see ``next(limit:linger:)``).
+    private var lingering = false
+    /// Monotonic seconds of the last two arrivals (new tasks and retries alike).
+    private var lastArrival = -Double.infinity
+    private var arrivalBefore = -Double.infinity
+    /// Arrivals this close together, the last this recent, are a stream.
+    static let streamGap = 0.005
 
     public init() {}
 
@@ -59,7 +66,19 @@ public final class DeliveryQueue: @unchecked Sendable {
             }
         }
         waiting += 1
+        arrivalBefore = lastArrival
+        lastArrival = Monotonic.seconds()
         markReadyIfItMayGo(task.destinationKey)
+    }
+
+    /// Whether tasks are arriving in a stream now (the last two within ``streamGap`` of
+    /// each other, the last within it of now): a push that went out at once would carry
+    /// one file while the next ones are a few milliseconds away.
+    public var arrivalsStreaming: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        let now = Monotonic.seconds()
+        return lastArrival - arrivalBefore < Self.streamGap && now - lastArrival < Self.streamGap
     }
 
     /// The oldest task whose destination is free, with up to `limit - 1` others of the same
@@ -67,8 +86,11 @@ public final class DeliveryQueue: @unchecked Sendable {
     ///
     /// - Parameter linger: with fewer than `limit` tasks waiting, wait up to this many
     ///   seconds for more before taking a batch (a full one goes at once). The caller asks
-    ///   for it while other pushes run, so that under load one push carries many files
-    ///   instead of each worker pushing a few; an idle server pushes at once.
+    ///   for it while other pushes run or tasks arrive in a stream, so that under load one
+    ///   push carries many files instead of each worker pushing a few; an idle server
+    ///   pushes at once. One worker lingers at a time: when several waited side by side,
+    ///   the first to wake took the batch and the others went out with a file or two each
+    ///   (28 single-file pushes in a burst of 1,000).
     public func next(limit: Int = 1, linger: Double? = nil) -> [UploadTask] {
         let limit = max(1, limit)
         var linger = limit > 1 ? linger : nil
@@ -76,9 +98,20 @@ public final class DeliveryQueue: @unchecked Sendable {
         defer { condition.unlock() }
         while true {
             if !ready.isEmpty, let wait = linger {
+                if lingering {
+                    // Another worker is gathering; this one's turn comes after it took.
+                    condition.wait()
+                    continue
+                }
                 linger = nil
+                lingering = true
                 let deadline = Date(timeIntervalSinceNow: wait)
                 while waiting < limit && condition.wait(until: deadline) {}
+                lingering = false
+                // Whoever waited for the gatherer may gather next (or take what is left).
+                defer { condition.broadcast() }
+                if let batch = takeBatch(limit: limit) { return batch }
+                continue
             }
             if let batch = takeBatch(limit: limit) { return batch }
             condition.wait()
@@ -122,7 +155,9 @@ public final class DeliveryQueue: @unchecked Sendable {
         ready.append(ReadyEntry(destination: destination, stamp: stamp))
         readyByBatch[first.batchKey, default: FIFO()].append(
             ReadyEntry(destination: destination, stamp: stamp))
-        condition.signal()
+        // While a worker gathers, a signal could wake one of those waiting their turn
+        // instead of it, and a full batch would wait for the deadline.
+        if lingering { condition.broadcast() } else { condition.signal() }
     }
 
     /// The next entry of `fifo` whose lane is still ready with that stamp.

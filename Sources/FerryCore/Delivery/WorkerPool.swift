@@ -21,7 +21,8 @@ public final class WorkerPool: Sendable {
     private let logger: Logger
     private let lifecycle: any DeliveryLifecycle
     private let metrics = DeliveryMetrics()
-    /// Pushes running now: while some are, an idle worker lingers for a fuller batch.
+    /// Pushes running now: while some are (or uploads arrive in a stream), an idle worker
+    /// lingers for a fuller batch.
     private let pushing = Atomic(0)
     /// How long a worker waits for a batch to fill while other pushes run. Against a real
     /// daemon a push takes tens of milliseconds, so this costs a delivery little and saves
@@ -60,7 +61,7 @@ public final class WorkerPool: Sendable {
             try WorkerThread.start(named: "ferry-push") {
                 while true {
                     self.slots.wait()
-                    let busy = self.pushing.load(ordering: .relaxed) > 0
+                    let busy = self.pushing.load(ordering: .relaxed) > 0 || self.queue.arrivalsStreaming
                     let batch = self.queue.next(limit: self.batchMax, linger: busy ? Self.batchLinger : nil)
                     // After shutdown began, a task stays as its record says (queued or
                     // retrying) and is taken up again by the next process.

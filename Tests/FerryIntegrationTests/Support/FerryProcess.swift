@@ -123,6 +123,22 @@ final class FerryProcess {
         }.sorted()
     }
 
+    /// What Ferry's open descriptors point at inside the spool, the database aside: a body
+    /// being received is an unnamed file there (`O_TMPFILE`, shown by the kernel as
+    /// `#INODE (deleted)`).
+    func openSpoolFiles() throws -> [String] {
+        let descriptors = "/proc/\(process.processIdentifier)/fd"
+        let prefix = spool.resolvingSymlinksInPath().path + "/"
+        return try FileManager.default.contentsOfDirectory(atPath: descriptors).compactMap { name in
+            guard
+                let target = try? FileManager.default.destinationOfSymbolicLink(
+                    atPath: "\(descriptors)/\(name)"),
+                target.hasPrefix(prefix), !target.dropFirst(prefix.count).hasPrefix("tasks.db")
+            else { return nil }
+            return String(target.dropFirst(prefix.count))
+        }.sorted()
+    }
+
     /// Peak resident set size of the process so far, in bytes (VmHWM).
     func peakResidentBytes() throws -> Int {
         try statusField("VmHWM:")

@@ -1,0 +1,3 @@
+module ferry-bench
+
+go 1.19
