@@ -68,7 +68,7 @@ SETTLE = float(os.environ.get("FERRY_BENCH_SETTLE", "11"))
 STALLED = os.path.join(ROOT, "bench", "stalled-incus")
 # Runs with a stand-in pusher have no Incus daemon to check destinations against: the
 # symlink check would hold every push waiting for one, so it is skipped (its cost has its
-# own figure, in the drain into a real daemon).
+# own figure, in the burst into a real daemon).
 NO_DAEMON = ("--follow-symlinks",)
 
 

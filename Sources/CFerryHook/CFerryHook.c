@@ -68,6 +68,8 @@ static atomic_uint_fast64_t requestsSeen;
 // The most one socket read may bring (libevent's own is 4096 bytes).
 static atomic_size_t largestRead = 4096;
 static atomic_bool largeReadHookRan;
+static atomic_uint_fast64_t socketReads;
+static atomic_uint_fast64_t socketBytes;
 
 static void findLibraryConstructor(void) {
     libraryConstructor = (RequestConstructor)dlsym(RTLD_NEXT, "evhttp_request_new");
@@ -267,6 +269,14 @@ bool CFerryHook_largeReadHookRan(void) {
     return atomic_load(&largeReadHookRan);
 }
 
+uint64_t CFerryHook_socketReads(void) {
+    return atomic_load(&socketReads);
+}
+
+uint64_t CFerryHook_socketBytes(void) {
+    return atomic_load(&socketBytes);
+}
+
 // libevent 2.1's own evbuffer_read reads at most 4096 bytes per call (EVBUFFER_MAX_READ),
 // whatever the bufferevent asks for: a 1 GiB body costs 262,144 trips through the loop
 // (poll, FIONREAD, readv, callbacks). This one keeps its contract (at most `howmuch`
@@ -317,6 +327,8 @@ int evbuffer_read(struct evbuffer *buffer, evutil_socket_t descriptor, int howmu
     if (evbuffer_commit_space(buffer, space, used) < 0) {
         return -1;
     }
+    atomic_fetch_add_explicit(&socketReads, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&socketBytes, (uint64_t)count, memory_order_relaxed);
     return (int)count;
 }
 

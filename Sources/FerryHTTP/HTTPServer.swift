@@ -170,6 +170,11 @@ public final class HTTPServer: @unchecked Sendable {
     /// Sockets closed unread because the connection cap was reached, since start.
     public static var connectionsRefused: Int { Int(CFerryHook_connectionsRefused()) }
 
+    /// Socket reads that brought bytes, and those bytes, since start (their ratio is the
+    /// size of a read: at most 4 KiB without Ferry's read hook).
+    public static var socketReads: Int { Int(CFerryHook_socketReads()) }
+    public static var socketBytes: Int { Int(CFerryHook_socketBytes()) }
+
     /// Connections closed because their head missed the header deadline, since start.
     public static var headsTimedOut: Int { headTimeouts.load(ordering: .relaxed) }
     private static let headTimeouts = Atomic(0)

@@ -37,4 +37,23 @@ final class MemoryTests: XCTestCase {
     func testTwoGiBChunkedUploadStaysUnder32MiB() throws {
         try upload(chunked: true, path: "/tmp/big-chunked.bin")
     }
+
+    /// libevent 2.1 reads at most 4 KiB per call; Ferry's read hook reads what the socket
+    /// holds, up to 256 KiB. Proven on a real body, not only by the start-up probe.
+    func testLargeBodiesAreReadInLargePieces() throws {
+        let ferry = try FerryProcess(arguments: ["--incus", "/bin/true", "--follow-symlinks"])
+        let before = try Metrics.scrape(ferry)
+        let body = randomBytes(64 << 20)
+        let response = try Uploads.post(
+            to: ferry, [("X-Container-Name", "c1"), ("X-File-Path", "/tmp/x")], body: body)
+        XCTAssertEqual(response.status, 202)
+        let after = try Metrics.scrape(ferry)
+        let reads =
+            after["ferry_socket_reads_total", default: 0] - before["ferry_socket_reads_total", default: 0]
+        let bytes =
+            after["ferry_socket_read_bytes_total", default: 0]
+            - before["ferry_socket_read_bytes_total", default: 0]
+        XCTAssertGreaterThanOrEqual(bytes, Double(body.count), "every body byte came through the hook")
+        XCTAssertGreaterThan(bytes / max(reads, 1), 16 * 1024, "\(reads) reads for \(bytes) bytes")
+    }
 }

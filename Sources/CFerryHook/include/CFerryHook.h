@@ -69,6 +69,10 @@ void CFerryHook_setLargestRead(size_t bytes);
 /// arrived means bodies are read 4 KiB at a time.
 bool CFerryHook_largeReadHookRan(void);
 
+/// Reads from sockets that brought bytes, and the bytes they brought, since start.
+uint64_t CFerryHook_socketReads(void);
+uint64_t CFerryHook_socketBytes(void);
+
 /// Sends libevent's own log lines to stderr at most once a second.
 void CFerryHook_quietLibeventLogs(void);
 

@@ -88,9 +88,7 @@ public final class GroupCommitter: Sendable {
                 return fail(group, kept, refusals, UploadRefusal(error))
             }
         }
-        // The transaction on a queue of its own: while it waits for its sync, the next
-        // group's files are synced. Groups are stored in the order they were synced.
-        storeQueue.async { [self] in
+        let storeGroup: @Sendable () -> Void = { [self] in
             do throws(StoreError) {
                 try store.insert(kept.map { group[$0].record }, durable: durable)
             } catch {
@@ -98,6 +96,11 @@ public final class GroupCommitter: Sendable {
             }
             finishAll(group, refusals)
         }
+        // Durable: the transaction on a queue of its own, so that while it waits for its
+        // sync the next group's files are synced (groups are stored in the order they were
+        // synced). Without syncs nothing waits, and the hop would only add a thread switch
+        // to every 202.
+        if durable { storeQueue.async(execute: storeGroup) } else { storeGroup() }
     }
 
     /// Refuses the `kept` uploads of `group` with `refusal` and removes their bytes.
