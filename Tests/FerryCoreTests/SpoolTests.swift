@@ -23,6 +23,23 @@ final class SpoolTests: XCTestCase {
         try XCTUnwrap(FileManager.default.attributesOfItem(atPath: path)[.systemFileNumber] as? UInt64)
     }
 
+    func testABodyHasNoNameUntilItIsCommitted() throws {
+        let spool = try Spool(directory: directory)
+        XCTAssertEqual(try names(""), [], "the start-up probe of unnamed files leaves nothing")
+        let file = try spool.create(id: "body")
+        let body: [UInt8] = [1, 2, 3]
+        XCTAssertEqual(Glibc.write(file.descriptor, body, body.count), 3)
+        XCTAssertEqual(try names(""), [], "a body being written has no name")
+        try spool.finish(file, durable: true)
+        XCTAssertEqual(try names(""), ["body.data"])
+        XCTAssertEqual(FileManager.default.contents(atPath: spool.dataPath(id: "body")), Data(body))
+
+        let abandoned = try spool.create(id: "gone")
+        XCTAssertEqual(Glibc.write(abandoned.descriptor, [4], 1), 1)
+        abandoned.discard()
+        XCTAssertEqual(try names(""), ["body.data"], "a discarded body leaves nothing")
+    }
+
     func testRemovedBytesLeaveAnEmptySpareThatTheNextUploadTakesOver() throws {
         let spool = try Spool(directory: directory)
         let first = try spool.create(id: "first")

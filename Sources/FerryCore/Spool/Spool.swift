@@ -23,8 +23,8 @@ public final class Spool: Sendable {
     private let promised = Mutex<UInt64>(0)
     /// Paths of emptied data files waiting to be given to a new upload.
     private let spares = Mutex<[String]>([])
-    /// Whether new files are made with `O_TMPFILE` (false once the file system refused it).
-    private let unnamedFiles = Atomic(true)
+    /// Whether new files are made with `O_TMPFILE` (see ``create(id:)``): tried at open.
+    private let unnamedFiles = Atomic(false)
 
     /// Opens the spool directory, creating it (0700) and its parents if needed.
     ///
@@ -34,6 +34,21 @@ public final class Spool: Sendable {
             directory.count > 1 && directory.hasSuffix("/") ? String(directory.dropLast()) : directory
         self.directory = trimmed
         try Posix.makeDirectories(trimmed, 0o700)
+        unnamedFiles.store(canNameUnnamedFiles(), ordering: .relaxed)
+    }
+
+    /// Whether this spool can make an `O_TMPFILE` file and name it later: the file system
+    /// must support it and `/proc` must be there for `linkat`. Tried once, on a probe file
+    /// (a `.tmp`, which recovery removes should the process die right here).
+    private func canNameUnnamedFiles() -> Bool {
+        guard let descriptor = try? Posix.open(directory, CSYSTEM_O_TMPFILE | O_WRONLY, 0o600) else {
+            return false
+        }
+        let probe = SpoolFile(
+            id: "probe", path: path(TaskID.make(), Self.temporarySuffix), descriptor: descriptor, named: false
+        )
+        defer { probe.discard() }
+        return (try? probe.giveName()) != nil
     }
 
     /// Where the task store lives: beside the bytes, on the same file system.
@@ -67,13 +82,11 @@ public final class Spool: Sendable {
             }
             try? Posix.unlink(spare)
         }
-        if unnamedFiles.load(ordering: .relaxed),
-            let descriptor = try? Posix.open(directory, CSYSTEM_O_TMPFILE | O_WRONLY, 0o600)
-        {
+        if unnamedFiles.load(ordering: .relaxed) {
+            let descriptor = try Posix.open(directory, CSYSTEM_O_TMPFILE | O_WRONLY, 0o600)
             return SpoolFile(id: id, path: data, descriptor: descriptor, named: false)
         }
-        // A file system without O_TMPFILE: files are created by name from now on.
-        unnamedFiles.store(false, ordering: .relaxed)
+        // A file system without O_TMPFILE, or no /proc to name such files through.
         let descriptor = try Posix.open(data, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
         return SpoolFile(id: id, path: data, descriptor: descriptor, named: true)
     }
