@@ -539,7 +539,7 @@ def soak(scratch, daemon):
             raise RuntimeError(f"soak: {ferry.delivered()} of {accepted} delivered after 600 s")
         time.sleep(0.05)
     _, text = ferry.get("/metrics")
-    failed = counter(text, "ferry_push_attempts_total", [("outcome", "permanent_failure")])
+    failed = counter(text, "ferry_push_attempts_total", [("outcome", "permanent")])
     ferry.kill()
     in_container = int(daemon.incus("exec", "bench", "--", "sh", "-c", "ls /tmp/soak/small-* | grep -c file-").strip())
     daemon.incus("exec", "bench", "--", "rm", "-rf", "/tmp/soak")
