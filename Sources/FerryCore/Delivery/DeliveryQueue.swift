@@ -89,8 +89,7 @@ public final class DeliveryQueue: @unchecked Sendable {
     ///   for it while other pushes run or tasks arrive in a stream, so that under load one
     ///   push carries many files instead of each worker pushing a few; an idle server
     ///   pushes at once. One worker lingers at a time: when several waited side by side,
-    ///   the first to wake took the batch and the others went out with a file or two each
-    ///   (28 single-file pushes in a burst of 1,000).
+    ///   the first to wake took the batch and the others went out with a file or two each.
     public func next(limit: Int = 1, linger: Double? = nil) -> [UploadTask] {
         let limit = max(1, limit)
         var linger = limit > 1 ? linger : nil

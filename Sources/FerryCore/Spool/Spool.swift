@@ -61,7 +61,7 @@ public final class Spool: Sendable {
     ///
     /// Why spares: allocating an inode is what bounds small uploads while others are
     /// being delivered. ext4 without a journal looks past every inode freed in the last
-    /// few seconds on each allocation (`recently_deleted`, the top of a profile of
+    /// 60 s (300 s while its inode table block is dirty) on each allocation (`recently_deleted`, the top of a profile of
     /// accept-and-deliver), and any ext4 takes its inode bitmap's lock. A rename of an
     /// emptied file allocates nothing; it never replaces a file (`RENAME_NOREPLACE`).
     ///
