@@ -303,12 +303,17 @@ class Server:
         self.process.wait()
 
 
+def curl_upload(address, source, path, *extra):
+    """The curl command that streams `source` (-T) to /upload and prints the status."""
+    return ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-T", source,
+            "-H", "X-Container-Name: bench", "-H", f"X-File-Path: {path}", "-H", "Expect:", *extra,
+            f"http://{address}/upload"]
+
+
 def post_file(address, source, path, *extra):
     """curl -T of one file to /upload; returns (seconds, HTTP status)."""
     started = time.monotonic()
-    output = run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-T", source,
-                  "-H", "X-Container-Name: bench", "-H", f"X-File-Path: {path}", "-H", "Expect:", *extra,
-                  f"http://{address}/upload"])
+    output = run(curl_upload(address, source, path, *extra))
     return time.monotonic() - started, output.strip()
 
 
@@ -367,10 +372,8 @@ def concurrent_large(scratch):
         spool = os.path.join(scratch, f"concurrent-{number}")
         ferry = Ferry(spool, "--incus", "/bin/true", "--max-body-size", f"{CONCURRENT_MIB + 1}M", *NO_DAEMON)
         started = time.monotonic()
-        curls = [subprocess.Popen(
-            ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-T", source,
-             "-H", "X-Container-Name: bench", "-H", f"X-File-Path: /tmp/concurrent-{index}", "-H", "Expect:",
-             f"http://{ferry.address}/upload"], stdout=subprocess.PIPE, text=True) for index in range(CONCURRENT)]
+        curls = [subprocess.Popen(curl_upload(ferry.address, source, f"/tmp/concurrent-{index}"),
+                                  stdout=subprocess.PIPE, text=True) for index in range(CONCURRENT)]
         statuses = [curl.communicate()[0].strip() for curl in curls]
         rates.append(CONCURRENT * CONCURRENT_MIB / (time.monotonic() - started))
         if statuses != ["202"] * CONCURRENT:
@@ -451,11 +454,16 @@ def burst_once(daemon, server, directory):
             raise RuntimeError("burst not delivered in 600 s")
         time.sleep(0.005)
     rate = BURST_FILES / (time.monotonic() - started)
+    check_and_clear(daemon, directory, "burst")
+    return rate
+
+
+def check_and_clear(daemon, directory, what):
+    """Fails unless the container's `directory` holds BURST_FILES files; then removes it."""
     count = daemon.incus("exec", "bench", "--", "sh", "-c", f"ls {directory} | wc -l").strip()
     if int(count) != BURST_FILES:
-        raise RuntimeError(f"burst: {count} files in the container, not {BURST_FILES}")
+        raise RuntimeError(f"{what}: {count} files in the container, not {BURST_FILES}")
     daemon.incus("exec", "bench", "--", "rm", "-rf", directory)
-    return rate
 
 
 def cli_limit(scratch, daemon, directory):
@@ -479,10 +487,7 @@ def cli_limit(scratch, daemon, directory):
     if any(push.wait() != 0 for push in pushes):
         raise RuntimeError("incus file push of the CLI reference failed")
     rate = BURST_FILES / (time.monotonic() - started)
-    count = daemon.incus("exec", "bench", "--", "sh", "-c", f"ls {directory} | wc -l").strip()
-    if int(count) != BURST_FILES:
-        raise RuntimeError(f"cli reference: {count} files in the container, not {BURST_FILES}")
-    daemon.incus("exec", "bench", "--", "rm", "-rf", directory)
+    check_and_clear(daemon, directory, "cli reference")
     for half in range(2):
         subprocess.run(["rm", "-rf", os.path.join(scratch, f"cli-{half}")])
     return rate

@@ -11,8 +11,9 @@ public struct BodyChunk {
 
 /// Body bytes gathered without copying, written out in large vectored writes.
 ///
-/// libevent reads at most 4 KiB per call; moving the pieces here (`evbuffer_add_buffer`
-/// relinks them) and writing many at once with `writev` saves a syscall per piece.
+/// A slow connection delivers its body in small pieces (a read brings what the socket
+/// holds, up to 256 KiB); moving them here (`evbuffer_add_buffer` relinks them) and
+/// writing many at once with `writev` saves a syscall per piece.
 public final class BodyBuffer {
     private let buffer: OpaquePointer
 

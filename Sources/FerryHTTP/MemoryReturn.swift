@@ -4,8 +4,8 @@ import Synchronization
 
 /// Gives freed heap memory back to the system after a flood.
 ///
-/// Bodies wait in libevent's buffers in thousands of small allocations (it reads 4 KiB at
-/// a time); when connections holding partial chunks close, glibc keeps the freed pages in
+/// Bodies wait in libevent's buffers in many allocations (a chunk of a chunked body is
+/// held until it is complete); when connections holding partial chunks close, glibc keeps the freed pages in
 /// its arenas, and the process stays as large as the flood made it. Once a second a timer
 /// of its own (not a loop: measuring a large heap takes milliseconds and holds the arenas'
 /// locks) looks at how much lies free (`mallinfo2`) and, when ``threshold`` more than after

@@ -107,10 +107,9 @@ public final class DeliveryQueue: @unchecked Sendable {
                 let deadline = Date(timeIntervalSinceNow: wait)
                 while waiting < limit && condition.wait(until: deadline) {}
                 lingering = false
-                // Whoever waited for the gatherer may gather next (or take what is left).
-                defer { condition.broadcast() }
-                if let batch = takeBatch(limit: limit) { return batch }
-                continue
+                // Whoever waited for the gatherer may gather next (or take what is left);
+                // they run once this worker has taken its batch and unlocked.
+                condition.broadcast()
             }
             if let batch = takeBatch(limit: limit) { return batch }
             condition.wait()

@@ -41,9 +41,7 @@ public final class Spool: Sendable {
     /// must support it and `/proc` must be there for `linkat`. Tried once, on a probe file
     /// (a `.tmp`, which recovery removes should the process die right here).
     private func canNameUnnamedFiles() -> Bool {
-        guard let descriptor = try? Posix.open(directory, CSYSTEM_O_TMPFILE | O_WRONLY, 0o600) else {
-            return false
-        }
+        guard let descriptor = try? openUnnamed() else { return false }
         let probe = SpoolFile(
             id: "probe", path: path(TaskID.make(), Self.temporarySuffix), descriptor: descriptor, named: false
         )
@@ -83,12 +81,16 @@ public final class Spool: Sendable {
             try? Posix.unlink(spare)
         }
         if unnamedFiles.load(ordering: .relaxed) {
-            let descriptor = try Posix.open(directory, CSYSTEM_O_TMPFILE | O_WRONLY, 0o600)
-            return SpoolFile(id: id, path: data, descriptor: descriptor, named: false)
+            return SpoolFile(id: id, path: data, descriptor: try openUnnamed(), named: false)
         }
         // A file system without O_TMPFILE, or no /proc to name such files through.
         let descriptor = try Posix.open(data, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
         return SpoolFile(id: id, path: data, descriptor: descriptor, named: true)
+    }
+
+    /// A new file in the spool with no name yet, open for writing.
+    private func openUnnamed() throws(SystemError) -> Int32 {
+        try Posix.open(directory, CSYSTEM_O_TMPFILE | O_WRONLY, 0o600)
     }
 
     /// Where task `id`'s bytes are once accepted.

@@ -35,11 +35,10 @@ final class FerryMetrics: Sendable {
     private let connectionsOpen = Metrics.Gauge(label: "ferry_connections_open")
     private let ready = Metrics.Gauge(label: "ferry_ready")
     /// Kept by the HTTP layer as plain counts; each scrape adds what came since the last.
-    private let connectionsRefused = Metrics.Counter(label: "ferry_connections_refused_total")
-    private let headTimeouts = Metrics.Counter(label: "ferry_header_timeouts_total")
-    private let socketReads = Metrics.Counter(label: "ferry_socket_reads_total")
-    private let socketBytes = Metrics.Counter(label: "ferry_socket_read_bytes_total")
-    private let countsSeen = Mutex((refused: 0, headTimeouts: 0, reads: 0, bytes: 0))
+    private let connectionsRefused = MirroredCounter(label: "ferry_connections_refused_total")
+    private let headTimeouts = MirroredCounter(label: "ferry_header_timeouts_total")
+    private let socketReads = MirroredCounter(label: "ferry_socket_reads_total")
+    private let socketBytes = MirroredCounter(label: "ferry_socket_read_bytes_total")
     /// Failed `accept` calls (descriptors or memory ran out).
     let acceptFailures = Metrics.Counter(label: "ferry_accept_failures_total")
 
@@ -71,29 +70,10 @@ final class FerryMetrics: Sendable {
         spoolBytes.record(Double(service.capacity.usage.bytes))
         connectionsOpen.record(HTTPServer.connectionsOpen)
         ready.record(readiness.report.isReady ? 1 : 0)
-        // Read and moved on under one lock: two scrapes at once must not both add, nor one
-        // subtract (the counter traps on a negative step).
-        let newly = countsSeen.withLock { seen in
-            let now = (
-                refused: HTTPServer.connectionsRefused, headTimeouts: HTTPServer.headsTimedOut,
-                reads: HTTPServer.socketReads, bytes: HTTPServer.socketBytes
-            )
-            defer {
-                seen = (
-                    max(seen.refused, now.refused), max(seen.headTimeouts, now.headTimeouts),
-                    max(seen.reads, now.reads), max(seen.bytes, now.bytes)
-                )
-            }
-            return (
-                refused: max(0, now.refused - seen.refused),
-                headTimeouts: max(0, now.headTimeouts - seen.headTimeouts),
-                reads: max(0, now.reads - seen.reads), bytes: max(0, now.bytes - seen.bytes)
-            )
-        }
-        connectionsRefused.increment(by: newly.refused)
-        headTimeouts.increment(by: newly.headTimeouts)
-        socketReads.increment(by: newly.reads)
-        socketBytes.increment(by: newly.bytes)
+        connectionsRefused.catchUp(to: HTTPServer.connectionsRefused)
+        headTimeouts.catchUp(to: HTTPServer.headsTimedOut)
+        socketReads.catchUp(to: HTTPServer.socketReads)
+        socketBytes.catchUp(to: HTTPServer.socketBytes)
         var buffer: [UInt8] = []
         buffer.reserveCapacity(8192)
         registry.emit(into: &buffer)
