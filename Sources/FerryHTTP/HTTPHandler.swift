@@ -12,6 +12,8 @@ public protocol HTTPHandler: AnyObject {
     /// listener pauses for `pause` seconds instead of trying again at once. Called on the
     /// loop's thread.
     func acceptFailed(errno: Int32, pause: Double)
+    /// Header fields added to every answer to `head` (CORS, say), whoever made it.
+    func extraHeaders(for head: HTTPRequestHead) -> [(name: String, value: String)]
 }
 
 extension HTTPHandler {
@@ -22,6 +24,7 @@ extension HTTPHandler {
             body: Array((problem.reason + "\n").utf8))
     }
     public func acceptFailed(errno: Int32, pause: Double) {}
+    public func extraHeaders(for head: HTTPRequestHead) -> [(name: String, value: String)] { [] }
 }
 
 /// The outcome of judging a request head.

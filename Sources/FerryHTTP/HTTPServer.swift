@@ -425,7 +425,7 @@ public final class HTTPServer: @unchecked Sendable {
             return
         }
         let output = evhttp_request_get_output_headers(request)
-        for (name, value) in response.headers {
+        for (name, value) in response.headers + handler.extraHeaders(for: exchange.head) {
             evhttp_add_header(output, name, value)
         }
         evhttp_add_header(output, RequestID.header, exchange.head.requestID)

@@ -29,6 +29,27 @@ enum APIError: Error {
     case forbidden(AccessRefusal)
     case insufficientStorage(String)
     case serverFault(String)
+    /// A digest field (RFC 9530, tus's `Upload-Checksum`) that cannot be read.
+    case badDigestField(DigestFieldError)
+    /// The bytes do not match a `Content-Digest` or `Repr-Digest`.
+    case digestMismatch(field: String, algorithm: String)
+    /// tus: no `Tus-Resumable: 1.0.0`.
+    case tusVersion
+    /// tus: a PATCH that is not `application/offset+octet-stream`.
+    case unsupportedMediaType(String)
+    /// tus: `Upload-Offset` is not the upload's (shown when it is durable).
+    case offsetMismatch(current: UInt64?)
+    /// tus: a PATCH's bytes do not match its `Upload-Checksum`.
+    case checksumMismatch(algorithm: String)
+    case unknownUpload(String)
+    /// tus: a newer request for the upload took over from this one.
+    case superseded
+    /// tus: more bytes than `Upload-Length`.
+    case beyondLength(UInt64)
+    /// tus: a header of the protocol that cannot be read.
+    case badTusHeader(String)
+    /// A CORS preflight from an origin not named with `--cors-origin`.
+    case originNotAllowed(String)
 
     var status: Int {
         switch self {
@@ -45,6 +66,14 @@ enum APIError: Error {
         case .forbidden: 403
         case .insufficientStorage: 507
         case .serverFault: 500
+        case .badDigestField, .digestMismatch, .badTusHeader: 400
+        case .tusVersion: 412
+        case .unsupportedMediaType: 415
+        case .offsetMismatch, .superseded: 409
+        case .checksumMismatch: 460
+        case .unknownUpload: 404
+        case .beyondLength: 413
+        case .originNotAllowed: 403
         }
     }
 
@@ -73,6 +102,17 @@ enum APIError: Error {
         case .forbidden: "forbidden"
         case .insufficientStorage: "insufficient_storage"
         case .serverFault: "internal_error"
+        case .badDigestField: "invalid_header"
+        case .digestMismatch: "digest_mismatch"
+        case .tusVersion: "unsupported_tus_version"
+        case .unsupportedMediaType: "unsupported_media_type"
+        case .offsetMismatch: "offset_mismatch"
+        case .checksumMismatch: "checksum_mismatch"
+        case .unknownUpload: "unknown_upload"
+        case .superseded: "superseded"
+        case .beyondLength: "beyond_upload_length"
+        case .badTusHeader: "invalid_header"
+        case .originNotAllowed: "origin_not_allowed"
         }
     }
 
@@ -102,6 +142,24 @@ enum APIError: Error {
         case .forbidden(let refusal): refusal.description
         case .insufficientStorage(let reason): "the spool has no room: \(reason)"
         case .serverFault: "the server failed; the upload was not accepted"
+        case .badDigestField(let error): error.description
+        case .digestMismatch(let field, let algorithm):
+            "the bytes received do not match the \(algorithm) digest in \(field); nothing was kept"
+        case .tusVersion: "this route speaks tus: send Tus-Resumable: 1.0.0"
+        case .unsupportedMediaType(let type):
+            "a PATCH must be Content-Type: application/offset+octet-stream, not \(ContractViolation.quoted(type))"
+        case .offsetMismatch(let current):
+            "Upload-Offset is not the upload's offset\(current.map { " (\($0))" } ?? ""); ask with HEAD"
+        case .checksumMismatch(let algorithm):
+            "the PATCH's bytes do not match its \(algorithm) Upload-Checksum; they were discarded"
+        case .unknownUpload(let id):
+            "no upload \(ContractViolation.quoted(id)) (finished, terminated or expired?)"
+        case .superseded:
+            "a newer request for this upload took over; this one's bytes after that were dropped"
+        case .beyondLength(let length): "the upload would be longer than its Upload-Length of \(length) bytes"
+        case .badTusHeader(let reason): reason
+        case .originNotAllowed(let origin):
+            "origin \(ContractViolation.quoted(origin)) may not call this server from a browser (see --cors-origin)"
         }
     }
 
@@ -112,6 +170,8 @@ enum APIError: Error {
         case .queueFull, .spoolFull, .quotaExceeded, .shuttingDown, .tooManyConnections:
             headers.append(("Retry-After", "5"))
         case .unauthorized: headers.append(("WWW-Authenticate", "Bearer realm=\"ferry\""))
+        case .tusVersion: headers.append(("Tus-Version", "1.0.0"))
+        case .offsetMismatch(let current?): headers.append(("Upload-Offset", String(current)))
         default: break
         }
         let body = JSON.encode(["error": code, "detail": detail])
@@ -144,6 +204,11 @@ extension APIError {
         case .storage(let reason): self = .serverFault(reason)
         case .idempotencyKeyMismatch(let id): self = .idempotencyKeyMismatch(id: id)
         case .idempotencyKeyInProgress: self = .idempotencyKeyInProgress
+        case .digestMismatch(let field, let algorithm):
+            self = .digestMismatch(field: field, algorithm: algorithm.rfc9530Name ?? algorithm.rawValue)
+        case .checksumMismatch(let algorithm): self = .checksumMismatch(algorithm: algorithm.rawValue)
+        case .beyondLength(let length): self = .beyondLength(length)
+        case .superseded: self = .superseded
         }
     }
 }

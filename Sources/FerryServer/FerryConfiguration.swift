@@ -40,6 +40,8 @@ public struct FerryConfiguration: Sendable {
     public var trustedProxies: [TrustedProxies.Network] = []
     /// Seconds between readiness checks behind `/readyz` (`--readiness-interval`).
     public var readinessInterval = 5.0
+    /// Origins whose pages may call the API from a browser (`--cors-origin`).
+    public var corsOrigins: [String] = []
     /// Workers, bounds, retries, durability and retention.
     public var delivery = DeliveryService.Settings()
 

@@ -11,6 +11,8 @@ final class FerryRouter: HTTPHandler, Sendable {
     private let configuration: FerryConfiguration
     private let service: DeliveryService
     private let tasks: TaskRoutes
+    private let tus: TusRoutes
+    private let crossOrigin: CrossOrigin
     private let authorizer: Authorizer?
     private let readiness: Readiness
     private let metrics: FerryMetrics
@@ -27,6 +29,8 @@ final class FerryRouter: HTTPHandler, Sendable {
         self.configuration = configuration
         self.service = service
         self.tasks = TaskRoutes(service: service)
+        self.tus = TusRoutes(service: service, configuration: configuration, metrics: metrics)
+        self.crossOrigin = CrossOrigin(origins: configuration.corsOrigins)
         self.authorizer = authorizer
         self.readiness = readiness
         self.metrics = metrics
@@ -71,6 +75,12 @@ final class FerryRouter: HTTPHandler, Sendable {
             ])
     }
 
+    func extraHeaders(for head: HTTPRequestHead) -> [(name: String, value: String)] {
+        let tusHeaders: [(name: String, value: String)] =
+            TusRoutes.matches(head.path) ? [("Tus-Resumable", TusRoutes.version)] : []
+        return tusHeaders + crossOrigin.headers(for: head)
+    }
+
     func answered(_ head: HTTPRequestHead, status: Int) {
         metrics.countRequest(route: Self.routeName(head.path), status: status)
     }
@@ -80,6 +90,8 @@ final class FerryRouter: HTTPHandler, Sendable {
     static func routeName(_ path: String) -> String {
         switch path {
         case "/upload", "/healthz", "/readyz", "/metrics", "/tasks": return path
+        case _ where TusRoutes.matches(path):
+            return TusRoutes.uploadID(path) == nil ? "/files/" : "/files/{id}"
         case _ where path.hasPrefix("/tasks/"):
             return path.hasSuffix("/retry") ? "/tasks/{id}/retry" : "/tasks/{id}"
         default: return "other"
@@ -88,6 +100,22 @@ final class FerryRouter: HTTPHandler, Sendable {
 
     func admit(_ head: HTTPRequestHead) -> HTTPAdmission {
         if draining { return refuse(.shuttingDown, head) }
+        if CrossOrigin.isPreflight(head), let methods = Self.preflightMethods(head.path) {
+            guard let answer = crossOrigin.preflight(head, methods: methods) else {
+                return refuse(.originNotAllowed(head.values(of: "Origin").joined(separator: ", ")), head)
+            }
+            return .accept(Answer { answer })
+        }
+        if TusRoutes.matches(head.path) {
+            if head.method == "OPTIONS" { return .accept(Answer { [tus] in tus.options() }) }
+            switch authenticate(head) {
+            case .success(let rule):
+                return tus.admit(
+                    head, rule: rule, logger: logger.with(head, client: proxies.client(of: head)),
+                    refuse: { refuse($0, head) })
+            case .failure(let error): return refuse(error, head)
+            }
+        }
         if head.path == "/upload" {
             guard head.method == "POST" else { return refuse(.methodNotAllowed(allowed: "POST"), head) }
             switch authenticate(head) {
@@ -115,6 +143,14 @@ final class FerryRouter: HTTPHandler, Sendable {
             }
         }
         return refuse(.notFound(path: head.path), head)
+    }
+
+    /// The methods a CORS preflight may ask for on `path`; nil where there is no API.
+    private static func preflightMethods(_ path: String) -> String? {
+        if path == "/upload" { return "POST" }
+        if TusRoutes.matches(path) { return TusRoutes.methods(path) }
+        if TaskRoutes.matches(path) { return "GET, POST, DELETE" }
+        return nil
     }
 
     /// Routes other than `/upload` take no body: one announced (a non-zero length, or any
@@ -175,9 +211,11 @@ final class FerryRouter: HTTPHandler, Sendable {
         // nil: a chunked body. The HTTP layer judged the framing already.
         let declaredLength = head.framing.announcedLength
         let idempotencyKey: String?
+        let digests: ExpectedDigests
         do throws(APIError) {
             request = try Self.validate(head)
             idempotencyKey = try Self.idempotencyKey(head)
+            digests = try Self.expectedDigests(head, fields: ["Content-Digest", "Repr-Digest"])
         } catch {
             return refuse(error, head)
         }
@@ -200,7 +238,7 @@ final class FerryRouter: HTTPHandler, Sendable {
             request: request, announcedLength: declaredLength, idempotencyKey: idempotencyKey,
             owner: rule?.name,
             quota: rule?.quota, maxBodySize: configuration.maxBodySize, tokenLimit: tokenLimit,
-            minFreeDisk: configuration.minFreeDisk, requestID: head.requestID)
+            minFreeDisk: configuration.minFreeDisk, requestID: head.requestID, expectedDigests: digests)
         let admission: UploadAdmission
         do {
             admission = try service.begin(plan)
@@ -219,13 +257,13 @@ final class FerryRouter: HTTPHandler, Sendable {
                     "request_id": "\(head.requestID)",
                 ])
             // The first task's answer; the repeated body is not read.
-            return .reject(UploadStream.accepted(record))
+            return .reject(UploadAnswer.accepted(record))
         case .receiving(let upload):
             return .accept(
                 UploadStream(
                     upload: upload, logger: logger.with(head, client: proxies.client(of: head)),
-                    metrics: metrics,
-                    started: started))
+                    metrics: metrics, started: started, protocolName: "upload", answer: UploadAnswer.accepted)
+            )
         }
     }
 
@@ -240,6 +278,22 @@ final class FerryRouter: HTTPHandler, Sendable {
         } catch {
             throw .contract(error)
         }
+    }
+
+    /// The RFC 9530 digests of `fields` in `head` (every value of each: all must match).
+    static func expectedDigests(_ head: HTTPRequestHead, fields: [String]) throws(APIError) -> ExpectedDigests
+    {
+        var digests = ExpectedDigests()
+        for field in fields {
+            for value in head.values(of: field) {
+                do throws(DigestFieldError) {
+                    try digests.add(rfc9530Field: field, value: value)
+                } catch {
+                    throw .badDigestField(error)
+                }
+            }
+        }
+        return digests
     }
 
     /// `Idempotency-Key`: once, 1-255 visible ASCII characters.

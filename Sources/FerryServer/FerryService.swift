@@ -222,10 +222,11 @@ public final class FerryService {
         }
     }
 
-    /// Forgets finished tasks past the retention, checking every minute (or sooner when
-    /// the retention is short).
+    /// Forgets finished tasks past the retention and unfinished tus uploads past their
+    /// expiry, checking every minute (or sooner when either is short).
     private func collectGarbage(of service: DeliveryService) -> DispatchSourceTimer {
-        let period = max(0.5, min(60, configuration.delivery.retention / 4))
+        let shortest = min(configuration.delivery.retention, configuration.delivery.uploadExpiry)
+        let period = max(0.5, min(60, shortest / 4))
         let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "ferry.garbage"))
         timer.schedule(deadline: .now() + period, repeating: period)
         timer.setEventHandler { service.collectGarbage() }

@@ -198,6 +198,18 @@ struct FerryCommand: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
+            "How long an unfinished tus upload (/files/) is kept after its creation or its last PATCH.",
+            valueName: "duration"))
+    var uploadExpiry: Seconds = Seconds(value: 86_400)
+
+    @Option(
+        help: ArgumentHelp(
+            "An origin (scheme://host[:port]) whose pages may call the API from a browser (CORS); repeatable.",
+            valueName: "origin"))
+    var corsOrigin: [String] = []
+
+    @Option(
+        help: ArgumentHelp(
             "Time between the checks behind /readyz (spool, free disk, Incus).", valueName: "duration"))
     var readinessInterval: Seconds = Seconds(value: 5)
 
@@ -213,6 +225,11 @@ struct FerryCommand: ParsableCommand {
         guard logFormat == "text" || logFormat == "json" else {
             throw ValidationError("--log-format must be text or json")
         }
+        for origin in corsOrigin where !CrossOrigin.isOrigin(origin) {
+            throw ValidationError(
+                "--cors-origin '\(origin)' is not an origin such as https://console.example:8443")
+        }
+        guard uploadExpiry.value > 0 else { throw ValidationError("--upload-expiry must be more than 0") }
         for proxy in trustedProxy where TrustedProxies.Network(proxy) == nil {
             throw ValidationError("--trusted-proxy '\(proxy)' is not an address or ADDRESS/BITS")
         }
@@ -275,6 +292,8 @@ struct FerryCommand: ParsableCommand {
             maxAttempts: maxAttempts, base: retryBase.value, cap: retryMax.value)
         settings.delivery.durable = fsync
         settings.delivery.retention = retention.value
+        settings.delivery.uploadExpiry = uploadExpiry.value
+        settings.corsOrigins = corsOrigin
         settings.idleTimeout = Int32(max(1, idleTimeout.value.rounded()))
         let logger = Logger(label: "ferry")
         do {

@@ -229,6 +229,10 @@ final class RecoveryTests: XCTestCase {
         func expire(finishedBefore cutoff: Double, limit: Int) throws(StoreError) -> [TaskRecord] {
             try inner.expire(finishedBefore: cutoff, limit: limit)
         }
+        func advance(id: String, _ progress: UploadProgress, durable: Bool) throws(StoreError) -> TaskRecord?
+        {
+            try inner.advance(id: id, progress, durable: durable)
+        }
         func counts() throws(StoreError) -> [TaskState: Int] { try inner.counts() }
         func holdingBytes() throws(StoreError) -> [TaskRecord] { try inner.holdingBytes() }
         func lastSequence() throws(StoreError) -> UInt64 { try inner.lastSequence() }

@@ -93,6 +93,49 @@ public final class Spool: Sendable {
         try Posix.open(directory, CSYSTEM_O_TMPFILE | O_WRONLY, 0o600)
     }
 
+    /// Creates the named file of a tus upload (it must outlive the process: an upload in
+    /// progress is resumed after a restart), open for writing.
+    public func createResumable(id: String) throws(SystemError) -> Int32 {
+        try Posix.open(dataPath(id: id), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
+    }
+
+    /// Opens a tus upload's file for writing at `offset`; bytes past it (written by a
+    /// request whose end was not stored) are cut off.
+    public func openResumable(id: String, at offset: UInt64) throws(SystemError) -> Int32 {
+        let descriptor = try Posix.open(dataPath(id: id), O_WRONLY | O_NOFOLLOW)
+        guard ftruncate(descriptor, off_t(offset)) == 0, lseek(descriptor, off_t(offset), SEEK_SET) >= 0
+        else {
+            let error = SystemError(call: "ftruncate \(dataPath(id: id))", errno: errno)
+            Posix.close(descriptor)
+            throw error
+        }
+        return descriptor
+    }
+
+    /// The digests of task `id`'s bytes, read from its file (for a resumed upload whose
+    /// hash was lost with the process that had it).
+    public func digests(id: String, _ algorithms: Set<DigestAlgorithm>) throws(SystemError)
+        -> [DigestAlgorithm: [UInt8]]
+    {
+        let descriptor = try Posix.open(dataPath(id: id), O_RDONLY | O_NOFOLLOW)
+        defer { Posix.close(descriptor) }
+        var digests = algorithms.map(RunningDigest.init)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buffer.deallocate() }
+        while true {
+            let count = read(descriptor, buffer.baseAddress, buffer.count)
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw SystemError(call: "read \(dataPath(id: id))", errno: errno)
+            }
+            if count == 0 { break }
+            for index in digests.indices {
+                digests[index].update(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+            }
+        }
+        return digests.finalized
+    }
+
     /// Where task `id`'s bytes are once accepted.
     public func dataPath(id: String) -> String {
         path(id, Self.dataSuffix)

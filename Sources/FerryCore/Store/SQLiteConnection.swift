@@ -186,6 +186,10 @@ final class SQLiteStatement {
         sqlite3_column_int64(handle, column)
     }
 
+    func isNull(_ column: Int32) -> Bool {
+        sqlite3_column_type(handle, column) == SQLITE_NULL
+    }
+
     func real(_ column: Int32) -> Double {
         sqlite3_column_double(handle, column)
     }

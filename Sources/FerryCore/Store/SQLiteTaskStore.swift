@@ -19,7 +19,7 @@ public final class SQLiteTaskStore: TaskStore {
     /// The file name inside the spool directory.
     public static let fileName = "tasks.db"
     /// The schema this build writes; older ones are migrated at open.
-    static let schemaVersion = 1
+    static let schemaVersion = 2
     /// Read connections kept open for reuse; more are opened when needed and closed after.
     static let idleReaders = 4
 
@@ -74,7 +74,10 @@ public final class SQLiteTaskStore: TaskStore {
         checkpointer.cancel()
     }
 
-    /// Creates the tables of schema 1 in an empty database.
+    /// Creates the tables of schema 1 in an empty database, and brings older ones to the
+    /// current schema: 2 adds the SHA-256 of the bytes and the state of uploads in progress
+    /// (their announced length and tus metadata). Columns are only ever added: a database
+    /// of an older Ferry keeps every task it held.
     private static func migrate(_ connection: SQLiteConnection) throws(StoreError) {
         let version = try connection.statement("PRAGMA user_version").rows { $0.integer(0) }.first ?? 0
         guard version < schemaVersion else { return }
@@ -113,6 +116,14 @@ public final class SQLiteTaskStore: TaskStore {
                     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
                     """)
             }
+            if version < 2 {
+                try connection.execute(
+                    """
+                    ALTER TABLE tasks ADD COLUMN sha256 TEXT;
+                    ALTER TABLE tasks ADD COLUMN upload_length INTEGER;
+                    ALTER TABLE tasks ADD COLUMN upload_metadata TEXT;
+                    """)
+            }
             try connection.execute("PRAGMA user_version = \(schemaVersion)")
         }
     }
@@ -140,7 +151,7 @@ public final class SQLiteTaskStore: TaskStore {
         defer { if durable { try? connection.execute("PRAGMA synchronous = NORMAL") } }
         try connection.transaction { () throws(StoreError) in
             let insert = try connection.statement(
-                "INSERT \(keepingKnown ? "OR IGNORE " : "")INTO tasks (\(columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT \(keepingKnown ? "OR IGNORE " : "")INTO tasks (\(columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             )
             for record in records { try insert.bind(values(of: record)).run() }
             try also(connection)
@@ -207,6 +218,41 @@ public final class SQLiteTaskStore: TaskStore {
             } catch {
                 try? connection.execute("ROLLBACK")
                 throw error
+            }
+        }
+    }
+
+    public func advance(id: String, _ progress: UploadProgress, durable: Bool) throws(StoreError)
+        -> TaskRecord?
+    {
+        let now = WallClock.now()
+        return try write { connection throws(StoreError) in
+            if durable { try connection.execute("PRAGMA synchronous = FULL") }
+            defer { if durable { try? connection.execute("PRAGMA synchronous = NORMAL") } }
+            return try connection.transaction { () throws(StoreError) -> TaskRecord? in
+                guard var record = try Self.record(id: id, on: connection), record.state == .receiving else {
+                    return nil
+                }
+                record.bytes = progress.offset
+                record.length = progress.length
+                record.updatedAt = now
+                if let sha256 = progress.completedWith {
+                    record.state = .queued
+                    record.sha256 = sha256
+                    record.length = nil
+                    record.uploadMetadata = nil
+                }
+                try connection.statement(
+                    """
+                    UPDATE tasks SET state = ?, bytes = ?, upload_length = ?, sha256 = ?, upload_metadata = ?,
+                        updated_at = ? WHERE sequence = ?
+                    """
+                ).bind([
+                    .text(record.state.rawValue), .integer(Int64(record.bytes)),
+                    record.length.map { .integer(Int64($0)) } ?? .null, .text(record.sha256),
+                    .text(record.uploadMetadata), .real(now), .integer(Int64(record.sequence)),
+                ]).run()
+                return record
             }
         }
     }
@@ -380,7 +426,7 @@ public final class SQLiteTaskStore: TaskStore {
     // MARK: Rows
 
     private static let columns =
-        "sequence, id, state, attempts, last_error, container, path, mode, uid, gid, create_directories, bytes, created_at, updated_at, idempotency_key, request_id, owner"
+        "sequence, id, state, attempts, last_error, container, path, mode, uid, gid, create_directories, bytes, created_at, updated_at, idempotency_key, request_id, owner, sha256, upload_length, upload_metadata"
 
     private static func values(of record: TaskRecord) -> [SQLiteValue] {
         [
@@ -390,7 +436,8 @@ public final class SQLiteTaskStore: TaskStore {
             .integer(Int64(record.request.uid)),
             .integer(Int64(record.request.gid)), .integer(record.request.createDirectories ? 1 : 0),
             .integer(Int64(record.bytes)), .real(record.createdAt), .real(record.updatedAt),
-            .text(record.idempotencyKey), .text(record.requestID), .text(record.owner),
+            .text(record.idempotencyKey), .text(record.requestID), .text(record.owner), .text(record.sha256),
+            record.length.map { .integer(Int64($0)) } ?? .null, .text(record.uploadMetadata),
         ]
     }
 
@@ -412,6 +459,9 @@ public final class SQLiteTaskStore: TaskStore {
         record.attempts = Int(row.integer(3))
         record.lastError = row.text(4)
         record.updatedAt = row.real(13)
+        record.sha256 = row.text(17)
+        record.length = row.isNull(18) ? nil : UInt64(row.integer(18))
+        record.uploadMetadata = row.text(19)
         return record
     }
 

@@ -34,6 +34,13 @@ public protocol TaskStore: Sendable {
         id: String, if condition: (TaskRecord) -> Bool, beforeCommit: (TaskRecord) -> Bool
     ) throws(StoreError) -> TaskUpdate
 
+    /// Moves a receiving upload on: its stored offset (and length, once announced), or,
+    /// with ``UploadProgress/completedWith``, makes it a queued task with that SHA-256.
+    /// With `durable`, the change is on stable storage when this returns.
+    ///
+    /// - Returns: the record after the change; nil when `id` is unknown or not receiving.
+    func advance(id: String, _ progress: UploadProgress, durable: Bool) throws(StoreError) -> TaskRecord?
+
     /// Removes tasks `ids` unconditionally (delivered, and nothing is kept of them).
     func remove(ids: [String]) throws(StoreError)
 
@@ -63,6 +70,22 @@ extension TaskStore {
         -> [TaskUpdate]
     {
         try update(ids: ids, if: { _ in true }, apply: change)
+    }
+}
+
+/// Where a receiving upload has got to (see ``TaskStore/advance(id:_:durable:)``).
+public struct UploadProgress: Sendable, Equatable {
+    /// Bytes stored.
+    public var offset: UInt64
+    /// The announced length (nil: deferred still).
+    public var length: UInt64?
+    /// The SHA-256 (hex) of all the bytes, once the last one is in: the upload is complete.
+    public var completedWith: String?
+
+    public init(offset: UInt64, length: UInt64?, completedWith: String? = nil) {
+        self.offset = offset
+        self.length = length
+        self.completedWith = completedWith
     }
 }
 

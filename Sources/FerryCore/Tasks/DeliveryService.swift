@@ -22,6 +22,9 @@ public final class DeliveryService: Sendable {
         public var durable = true
         /// Seconds a finished task's record (and a failed task's bytes) are kept.
         public var retention = 86_400.0
+        /// Seconds an unfinished tus upload is kept after its creation or last PATCH
+        /// (`--upload-expiry`).
+        public var uploadExpiry = 86_400.0
 
         public init() {}
     }
@@ -42,6 +45,8 @@ public final class DeliveryService: Sendable {
         public var lost: [String] = []
         /// Unfinished tasks whose data file is not the size accepted: made dead letters.
         public var damaged: [String] = []
+        /// tus uploads in progress, ready to be resumed.
+        public var resumable: [String] = []
     }
 
     /// Finished tasks the retention removes in one transaction: a large expiry never holds
@@ -52,14 +57,16 @@ public final class DeliveryService: Sendable {
     public let capacity: Capacity
     public let store: any TaskStore
     let claims: IdempotencyClaims
-    private let settings: Settings
+    let settings: Settings
     /// Whether an accepted upload is synced before its 202 (`--fsync`).
     var durable: Bool { settings.durable }
-    private let queue = DeliveryQueue()
+    let queue = DeliveryQueue()
     private let committer: GroupCommitter
     private let pool: WorkerPool
-    private let nextSequence = Mutex<UInt64>(1)
-    private let logger: Logger
+    let nextSequence = Mutex<UInt64>(1)
+    /// tus uploads in progress, by id.
+    let resumables = Mutex<[String: ResumableUpload]>([:])
+    let logger: Logger
 
     public init(spool: Spool, store: any TaskStore, pusher: any Pusher, settings: Settings, logger: Logger) {
         self.spool = spool
@@ -96,6 +103,14 @@ public final class DeliveryService: Sendable {
         var dataFiles = scan.dataFiles
         var toQueue: [String] = []
         for record in try store.holdingBytes() {
+            if record.state == .receiving {
+                if resume(record, size: dataFiles.removeValue(forKey: record.id) ?? nil) {
+                    recovery.resumable.append(record.id)
+                } else {
+                    recovery.lost.append(record.id)
+                }
+                continue
+            }
             guard let found = dataFiles.removeValue(forKey: record.id) else {
                 // Unfinished (or failed), and its bytes are gone: it cannot be delivered.
                 recovery.lost.append(record.id)
@@ -148,7 +163,8 @@ public final class DeliveryService: Sendable {
                 "data_removed": "\(recovery.dataRemoved)",
                 "temporaries_removed": "\(recovery.temporariesRemoved)",
                 "lost": "\(recovery.lost.count)", "damaged": "\(recovery.damaged.count)",
-                "unreadable": "\(recovery.unreadable.count)", "duration": "\(Monotonic.format(seconds))s",
+                "unreadable": "\(recovery.unreadable.count)", "resumable": "\(recovery.resumable.count)",
+                "duration": "\(Monotonic.format(seconds))s",
             ])
         for id in recovery.lost {
             logger.error("task lost: its bytes were missing from the spool", metadata: ["task": "\(id)"])
@@ -215,7 +231,7 @@ public final class DeliveryService: Sendable {
 
     /// Promises `bytes` of the free space, or says why they would eat into the reserve
     /// once the uploads in progress have written what they announced.
-    private func promiseDisk(_ bytes: UInt64, keeping reserve: UInt64) throws(UploadRefusal) {
+    func promiseDisk(_ bytes: UInt64, keeping reserve: UInt64) throws(UploadRefusal) {
         let refused: (available: UInt64, promised: UInt64)?
         do {
             refused = try spool.promise(bytes, keeping: reserve)
@@ -232,17 +248,18 @@ public final class DeliveryService: Sendable {
     /// Makes an upload's bytes and task durable and queues it; `completion` gets the new
     /// record (from the committer's queue) once both are on stable storage.
     func accept(
-        _ file: SpoolFile, plan: UploadPlan, bytes: UInt64,
+        _ file: SpoolFile, plan: UploadPlan, bytes: UInt64, sha256: String?,
         completion: @escaping @Sendable (Result<TaskRecord, UploadRefusal>) -> Void
     ) {
         let sequence = nextSequence.withLock { next in
             defer { next += 1 }
             return next
         }
-        let record = TaskRecord(
+        var record = TaskRecord(
             id: file.id, sequence: sequence, request: plan.request, bytes: bytes, createdAt: WallClock.now(),
             idempotencyKey: plan.idempotencyKey, requestID: plan.requestID, owner: plan.owner)
-        committer.commit(file, record: record) { [queue, spool] result in
+        record.sha256 = sha256
+        committer.commit(file, record: record) { [queue, spool, record] result in
             switch result {
             case .success:
                 queue.enqueue(Self.task(for: record, in: spool))
@@ -367,8 +384,9 @@ public final class DeliveryService: Sendable {
     }
 
     /// Forgets finished tasks older than the retention, in small batches, and removes the
-    /// bytes failed ones kept.
+    /// bytes failed ones kept; removes tus uploads past their expiry.
     public func collectGarbage() {
+        expireResumables()
         let cutoff = WallClock.now() - settings.retention
         while true {
             let expired: [TaskRecord]
@@ -397,7 +415,7 @@ public final class DeliveryService: Sendable {
         Self.task(for: record, in: spool)
     }
 
-    private static func task(for record: TaskRecord, in spool: Spool) -> UploadTask {
+    static func task(for record: TaskRecord, in spool: Spool) -> UploadTask {
         UploadTask(
             id: record.id, request: record.request, sourcePath: spool.dataPath(id: record.id),
             bytes: record.bytes, attempts: record.attempts, owner: record.owner)

@@ -1,5 +1,8 @@
 /// Where a task is in its life.
 public enum TaskState: String, Codable, Sendable, CaseIterable {
+    /// A resumable (tus) upload whose bytes are still arriving: ``TaskRecord/bytes`` is
+    /// the offset stored so far. It becomes `queued` when the last byte is in.
+    case receiving
     case queued, pushing, retrying, delivered, failed
 
     /// Whether the task will not be pushed again unless someone asks.
@@ -25,6 +28,13 @@ public struct TaskRecord: Codable, Sendable, Equatable {
     /// The name of the token that uploaded it (nil without `--tokens`); a token sees only
     /// its own tasks.
     public var owner: String?
+    /// The SHA-256 of the bytes, in hex (nil for tasks accepted before Ferry computed it,
+    /// and while receiving).
+    public var sha256: String?
+    /// While receiving: the length the upload announced (nil: not announced yet).
+    public var length: UInt64?
+    /// While receiving: tus's `Upload-Metadata` as the client sent it, to be shown back.
+    public var uploadMetadata: String?
 
     public init(
         id: String, sequence: UInt64, request: UploadRequest, bytes: UInt64, createdAt: Double,

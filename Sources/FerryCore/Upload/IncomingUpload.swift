@@ -18,6 +18,8 @@ public final class IncomingUpload: @unchecked Sendable {
     public private(set) var received: UInt64 = 0
 
     private let service: DeliveryService
+    /// SHA-256 of the body (kept with the task), and whatever the client's digests need.
+    private let hasher: StreamHasher
     private var file: SpoolFile?
     private var claimedKey = false
     /// Of the free space promised to the announced body, what is not written yet.
@@ -32,6 +34,8 @@ public final class IncomingUpload: @unchecked Sendable {
         self.id = id
         self.plan = plan
         self.service = service
+        let algorithms = plan.expectedDigests.algorithms.union([.sha256])
+        hasher = StreamHasher(algorithms.map(RunningDigest.init))
     }
 
     // MARK: Beginning (by the service)
@@ -68,11 +72,13 @@ public final class IncomingUpload: @unchecked Sendable {
     }
 
     /// Writes `count` admitted bytes through `write`, which is given the spool file's
-    /// descriptor. A chunked body is first checked against `--min-free-disk`, counting
+    /// descriptor and returns the bytes it wrote, to be hashed. A chunked body is first checked against `--min-free-disk`, counting
     /// what other uploads were promised.
     ///
     /// - Returns: why the body may not go on, or nil.
-    public func write(_ count: Int, using write: (Int32) throws(SystemError) -> Void) -> UploadRefusal? {
+    public func write(_ count: Int, using write: (Int32) throws(SystemError) -> any HashableBytes)
+        -> UploadRefusal?
+    {
         guard let file else { return .storage("the upload has ended") }
         let count = UInt64(count)
         if plan.announcedLength == nil, let available = try? service.spool.unpromisedBytes(),
@@ -83,7 +89,7 @@ public final class IncomingUpload: @unchecked Sendable {
             )
         }
         do {
-            try write(file.descriptor)
+            hasher.feed(try write(file.descriptor))
         } catch {
             return UploadRefusal(error)
         }
@@ -98,7 +104,8 @@ public final class IncomingUpload: @unchecked Sendable {
 
     /// Makes the upload a task: its bytes and record durable (with `--fsync`), then queued.
     /// `completion` gets the task from the committer's queue, or why it could not be kept
-    /// (then nothing of it is left).
+    /// (then nothing of it is left): also when the bytes do not match a digest the client
+    /// announced. The hash is finished off the loop, on its own queue.
     public func commit(completion: @escaping @Sendable (Result<TaskRecord, UploadRefusal>) -> Void) {
         guard !ended, let file else { return completion(.failure(.storage("the upload has ended"))) }
         ended = true
@@ -107,16 +114,31 @@ public final class IncomingUpload: @unchecked Sendable {
         promisedLeft = 0
         self.file = nil
         let (owner, reservedBytes, key) = (plan.owner, reservedBytes, claimedKey ? plan.idempotencyKey : nil)
-        service.accept(file, plan: plan, bytes: received) { [service] result in
+        let (plan, received) = (plan, received)
+        let giveBack: @Sendable () -> Void = { [service] in
             // The task is stored (or not): either way the key is free again, the store
             // answers for it from now on.
             if let key { service.claims.release(key, owner: owner) }
-            switch result {
-            case .success(let record):
-                completion(.success(record))
-            case .failure(let error):
+        }
+        hasher.whenHashed { [service] digests in
+            let computed = digests.finalized
+            if let mismatch = plan.expectedDigests.mismatch(computed) {
+                file.discard()
+                giveBack()
                 service.capacity.cancel(bytes: reservedBytes, owner: owner)
-                completion(.failure(error))
+                return completion(
+                    .failure(.digestMismatch(field: mismatch.field, algorithm: mismatch.algorithm)))
+            }
+            service.accept(file, plan: plan, bytes: received, sha256: computed[.sha256]?.hexString) {
+                result in
+                giveBack()
+                switch result {
+                case .success(let record):
+                    completion(.success(record))
+                case .failure(let error):
+                    service.capacity.cancel(bytes: reservedBytes, owner: owner)
+                    completion(.failure(error))
+                }
             }
         }
     }

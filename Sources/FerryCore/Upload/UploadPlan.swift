@@ -15,12 +15,15 @@ public struct UploadPlan: Sendable {
     public var minFreeDisk: UInt64
     /// The `X-Request-Id`, kept with the task.
     public var requestID: String?
+    /// Digests the client announced for the body (RFC 9530), checked at its end.
+    public var expectedDigests: ExpectedDigests
 
     public init(
         request: UploadRequest, announcedLength: UInt64?, idempotencyKey: String?, owner: String?,
         quota: Capacity.Quota?, maxBodySize: UInt64, tokenLimit: (bytes: UInt64, refusal: AccessRefusal)?,
-        minFreeDisk: UInt64, requestID: String?
+        minFreeDisk: UInt64, requestID: String?, expectedDigests: ExpectedDigests = ExpectedDigests()
     ) {
+        self.expectedDigests = expectedDigests
         self.request = request
         self.announcedLength = announcedLength
         self.idempotencyKey = idempotencyKey

@@ -14,6 +14,14 @@ public enum UploadRefusal: Error, Sendable, Equatable {
     case idempotencyKeyMismatch(id: String)
     /// Another upload with this `Idempotency-Key` is being received right now.
     case idempotencyKeyInProgress
+    /// The bytes are not those a digest field (`Content-Digest`, `Repr-Digest`) announced.
+    case digestMismatch(field: String, algorithm: DigestAlgorithm)
+    /// A tus PATCH's bytes do not match its `Upload-Checksum` (tus answers 460).
+    case checksumMismatch(algorithm: DigestAlgorithm)
+    /// A tus PATCH went past the upload's announced length.
+    case beyondLength(UInt64)
+    /// A newer request for the same tus upload took over; this one may write no more.
+    case superseded
 
     /// The refusal for a failed write to the spool: a full disk is the client's 507.
     init(_ error: SystemError) {

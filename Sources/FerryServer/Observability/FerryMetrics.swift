@@ -24,6 +24,11 @@ final class FerryMetrics: Sendable {
     private let registry = FerryMetrics.registry
     private let requestCounters = Mutex<[String: Metrics.Counter]>([:])
     let bytesReceived = Metrics.Counter(label: "ferry_http_request_bytes_total")
+    /// Upload body bytes by protocol: `upload` (POST /upload) and `tus`.
+    private let uploadBytesByProtocol = Dictionary(
+        uniqueKeysWithValues: ["upload", "tus"].map {
+            ($0, Metrics.Counter(label: "ferry_upload_bytes_received_total", dimensions: [("protocol", $0)]))
+        })
     let uploadsInFlight = Atomic<Int>(0)
     private let uploadsInFlightGauge = Metrics.Gauge(label: "ferry_uploads_in_flight")
     private let queueDepth = Metrics.Gauge(label: "ferry_queue_depth")
@@ -43,6 +48,11 @@ final class FerryMetrics: Sendable {
     let acceptFailures = Metrics.Counter(label: "ferry_accept_failures_total")
 
     init() {}
+
+    /// The counter of upload body bytes received over `protocolName` (`upload` or `tus`).
+    func uploadBytes(_ protocolName: String) -> Metrics.Counter {
+        uploadBytesByProtocol[protocolName] ?? bytesReceived
+    }
 
     /// Counts one answered request.
     func countRequest(route: String, status: Int) {

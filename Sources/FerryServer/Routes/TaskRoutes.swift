@@ -133,6 +133,10 @@ struct TaskView: Encodable {
     var updatedAt: String
     /// The `X-Request-Id` of the upload that created the task.
     var requestID: String?
+    /// The SHA-256 of the bytes, hex (null while receiving, and for tasks older than it).
+    var sha256: String?
+    /// While receiving: bytes stored so far, and the announced length (null: deferred).
+    var receiving: (offset: UInt64, length: UInt64?)?
 
     init(_ record: TaskRecord) {
         id = record.id
@@ -145,6 +149,8 @@ struct TaskView: Encodable {
         createdAt = Self.timestamp(record.createdAt)
         updatedAt = Self.timestamp(record.updatedAt)
         requestID = record.requestID
+        sha256 = record.sha256
+        if record.state == .receiving { receiving = (record.bytes, record.length) }
     }
 
     enum CodingKeys: String, CodingKey {
@@ -153,6 +159,7 @@ struct TaskView: Encodable {
         case createdAt = "created_at"
         case updatedAt = "updated_at"
         case requestID = "request_id"
+        case sha256, offset, length
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -168,6 +175,11 @@ struct TaskView: Encodable {
         try container.encode(createdAt, forKey: .createdAt)
         try container.encode(updatedAt, forKey: .updatedAt)
         try container.encode(requestID, forKey: .requestID)
+        try container.encode(sha256, forKey: .sha256)
+        if let receiving {
+            try container.encode(receiving.offset, forKey: .offset)
+            try container.encode(receiving.length, forKey: .length)
+        }
     }
 
     private static func timestamp(_ seconds: Double) -> String {
