@@ -64,6 +64,8 @@ let package = Package(
             ]
         ),
         .testTarget(name: "FerryCoreTests", dependencies: ["FerryCore", "FerryServer"]),
-        .testTarget(name: "FerryIntegrationTests", dependencies: ["FerryCore", "CSystem"]),
+        .testTarget(
+            name: "FerryIntegrationTests",
+            dependencies: ["FerryCore", "CSystem", .product(name: "Crypto", package: "swift-crypto")]),
     ]
 )

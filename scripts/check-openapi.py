@@ -15,6 +15,7 @@ openapi-schema-validator, jsonschema and PyYAML); scripts/install-deps.sh instal
 """
 
 import argparse
+import base64
 import json
 import os
 import sys
@@ -259,6 +260,7 @@ class Checker:
         else:
             self.report("task from Location", ["no Location from the upload; task checks skipped"])
 
+        self.check_tus(container, file_path)
         self.exchange("list", "GET", "/tasks", "/tasks", {200})
         page = self.exchange("list, one per page", "GET", "/tasks?limit=1", "/tasks", {200})
         if page and page[0] == 200 and isinstance(page[2], dict) and page[2].get("next"):
@@ -288,6 +290,47 @@ class Checker:
                 answer = self.exchange("metrics", "GET", path, path, {200}, auth=False)
                 if answer and answer[0] == 200:
                     self.check_metric_names(answer[2])
+
+    def check_tus(self, container, file_path):
+        """tus at /files/: discovery, creation, HEAD, PATCHes right and wrong, termination."""
+        def b64(text):
+            return base64.b64encode(text.encode()).decode()
+
+        tus = {"Tus-Resumable": "1.0.0"}
+        patch_type = {"Content-Type": "application/offset+octet-stream"}
+        self.exchange("tus discovery", "OPTIONS", "/files/", "/files/", {204}, auth=False)
+        metadata = f"container {b64(container)},path {b64(file_path)},filename {b64('ferry-openapi-tus.txt')}"
+        self.exchange("tus without Tus-Resumable", "POST", "/files/", "/files/", {412},
+                      {"Upload-Length": "4", "Upload-Metadata": metadata})
+        self.exchange("tus without a length", "POST", "/files/", "/files/", {400},
+                      {**tus, "Upload-Metadata": metadata})
+        created = self.exchange("tus creation", "POST", "/files/", "/files/", {201},
+                                {**tus, "Upload-Length": "8", "Upload-Metadata": metadata})
+        if not created or created[0] != 201:
+            self.report("tus", ["no upload was created; tus checks skipped"])
+            return
+        upload = created[1].get("Location")
+        self.exchange("tus offset", "HEAD", upload, "/files/{id}", {200}, tus)
+        self.exchange("tus PATCH of the wrong type", "PATCH", upload, "/files/{id}", {415},
+                      {**tus, "Upload-Offset": "0", "Content-Type": "text/plain"}, b"tus!")
+        self.exchange("tus PATCH at the wrong offset", "PATCH", upload, "/files/{id}", {409},
+                      {**tus, **patch_type, "Upload-Offset": "3"}, b"tus!")
+        self.exchange("tus PATCH with a wrong checksum", "PATCH", upload, "/files/{id}", {460},
+                      {**tus, **patch_type, "Upload-Offset": "0",
+                       "Upload-Checksum": "sha1 " + base64.b64encode(bytes(20)).decode()}, b"tus!")
+        self.exchange("tus PATCH", "PATCH", upload, "/files/{id}", {204},
+                      {**tus, **patch_type, "Upload-Offset": "0"}, b"tus!")
+        self.exchange("tus task while receiving", "GET", "/tasks/" + upload.rsplit("/", 1)[1],
+                      "/tasks/{id}", {200})
+        self.exchange("tus termination", "DELETE", upload, "/files/{id}", {204}, tus)
+        self.exchange("tus terminated", "HEAD", upload, "/files/{id}", {404}, tus)
+        self.exchange("tus terminated", "PATCH", upload, "/files/{id}", {404},
+                      {**tus, **patch_type, "Upload-Offset": "4"}, b"tus!")
+        self.exchange("upload with a wrong digest", "POST", "/upload", "/upload", {400},
+                      {"X-Container-Name": container, "X-File-Path": file_path,
+                       "X-Host-Path": "ferry-openapi-digest.txt",
+                       "Content-Digest": "sha-256=:" + base64.b64encode(bytes(32)).decode() + ":"},
+                      b"not the digest\n")
 
     def quiet_state(self, task_path):
         status, headers, raw = self.request("GET", task_path)

@@ -58,3 +58,10 @@ if ! python3 -c "import schemathesis, sys; sys.exit(schemathesis.__version__ != 
   echo "install-deps: installing schemathesis==$schemathesis_version" >&2
   pip_install "schemathesis==$schemathesis_version"
 fi
+
+# The tus tests upload with tuspy (PyPI), the Python tus client, pinned to one version.
+tuspy_version=1.1.0
+if ! python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('tuspy') != '$tuspy_version')" 2>/dev/null; then
+  echo "install-deps: installing tuspy==$tuspy_version" >&2
+  pip_install "tuspy==$tuspy_version"
+fi

@@ -11,15 +11,22 @@ sent as generated.
   documented), but an HTTP client sends a header's characters as Latin-1: a generated
   `¥` would arrive as the single byte 0xA5. Such a value is sent as its UTF-8 bytes, the
   destination the spec means.
+- Digest fields (`Content-Digest`, `Repr-Digest`, `Upload-Checksum`) hold the digest of the
+  body, which no schema can relate to it: a generated one would be refused (400, 460) as
+  documented. Valid requests are sent without them.
+- tus's `Upload-Metadata` must name `container` and `path` in base64, and a creation has
+  `Upload-Length` or `Upload-Defer-Length`, not both: a valid creation gets a valid pair.
 - `GET /tasks?after=ID` must name one of the asker's tasks (400 `bad_query` otherwise, never
   a restart at page 1): no schema can know which ids exist. An `after` that is not the id of
   a task this run has seen and not deleted is dropped.
 """
 
+import base64
 import re
 import threading
 
 import schemathesis
+from schemathesis.transport.serialization import serialize_binary
 
 HOST_PATH = "schemathesis-upload.bin"
 TASK_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -52,11 +59,36 @@ def _base_name(host_path):
     return name
 
 
+@schemathesis.serializer("application/offset+octet-stream")
+def offset_octet_stream(context, value):
+    """tus bytes are sent as they are, as application/octet-stream is."""
+    return serialize_binary(value)
+
+
+DIGEST_FIELDS = ("Content-Digest", "Repr-Digest", "Upload-Checksum")
+METADATA = ",".join(
+    f"{key} {base64.b64encode(value.encode()).decode()}"
+    for key, value in (("container", "schemathesis"), ("path", "/tmp/"), ("filename", "schemathesis-tus.bin")))
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
     if not _positive(case):
         return
     operation = (case.operation.method.upper(), case.operation.path)
+    for name in DIGEST_FIELDS:
+        key, _ = _header(case.headers, name)
+        if key is not None:
+            del case.headers[key]
+    if operation == ("POST", "/files/"):
+        key, _ = _header(case.headers, "Upload-Metadata")
+        case.headers[key or "Upload-Metadata"] = METADATA
+        length_key, _ = _header(case.headers, "Upload-Length")
+        defer_key, _ = _header(case.headers, "Upload-Defer-Length")
+        if length_key is not None and defer_key is not None:
+            del case.headers[defer_key]
+        elif length_key is None and defer_key is None:
+            case.headers["Upload-Length"] = "0"
     if operation == ("POST", "/upload"):
         for name in ("X-File-Path", "X-Host-Path"):
             key, value = _header(case.headers, name)

@@ -89,6 +89,8 @@ final class UploadStream<Upload: UploadBody>: HTTPBodyConsumer {
     }
 
     func abort(reason: String) {
+        // A tus PATCH keeps what arrived: the bytes gathered are written first.
+        if upload.keepsCutOffBytes { _ = flush() }
         upload.abandon()
         logger.info(
             "upload aborted",

@@ -272,10 +272,11 @@ final class RecoveryTests: XCTestCase {
         }
         XCTAssertNil(upload.admit(body.count))
         XCTAssertNil(
-            upload.write(body.count) { descriptor throws(SystemError) in
+            upload.write(body.count) { descriptor throws(SystemError) -> any HashableBytes in
                 guard Glibc.write(descriptor, body, body.count) == body.count else {
                     throw SystemError(call: "write", errno: errno)
                 }
+                return WrittenArray(body)
             })
         let done = DispatchSemaphore(value: 0)
         let result = Mutex<Result<TaskRecord, UploadRefusal>?>(nil)
@@ -293,5 +294,18 @@ final class RecoveryTests: XCTestCase {
             guard Monotonic.seconds() < deadline else { return XCTFail("timed out: \(what)") }
             usleep(10_000)
         }
+    }
+}
+
+/// Bytes a test wrote, to be hashed as the HTTP side's would be.
+struct WrittenArray: HashableBytes {
+    let bytes: [UInt8]
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    var count: Int { bytes.count }
+
+    func forEachRegion(_ body: (UnsafeRawBufferPointer) -> Void) {
+        bytes.withUnsafeBytes(body)
     }
 }

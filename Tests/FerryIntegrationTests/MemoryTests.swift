@@ -3,7 +3,9 @@ import XCTest
 /// Bodies stream to disk: Ferry's memory does not grow with the size of an upload.
 final class MemoryTests: XCTestCase {
     private static let size = 2 << 30
-    private static let limit = 32 << 20
+    /// A debug build idles at about 29 MiB; the body's batches (256 KiB, up to four of
+    /// them waiting for the SHA-256 off the loop) and the hasher's thread come on top.
+    private static let limit = 40 << 20
 
     private func upload(chunked: Bool, path: String) throws {
         let ferry = try FerryProcess(arguments: ["--max-body-size", "3G"])
@@ -30,11 +32,11 @@ final class MemoryTests: XCTestCase {
         try Incus.remove(container: "c1", path: path)
     }
 
-    func testTwoGiBContentLengthUploadStaysUnder32MiB() throws {
+    func testTwoGiBContentLengthUploadStaysUnder40MiB() throws {
         try upload(chunked: false, path: "/tmp/big-content-length.bin")
     }
 
-    func testTwoGiBChunkedUploadStaysUnder32MiB() throws {
+    func testTwoGiBChunkedUploadStaysUnder40MiB() throws {
         try upload(chunked: true, path: "/tmp/big-chunked.bin")
     }
 

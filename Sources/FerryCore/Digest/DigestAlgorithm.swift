@@ -54,6 +54,8 @@ public struct RunningDigest: @unchecked Sendable {
         case sha512(SHA512)
         case sha1(Insecure.SHA1)
         case md5(Insecure.MD5)
+        /// Only while ``update(_:)`` runs.
+        case taken
     }
 
     public let algorithm: DigestAlgorithm
@@ -70,7 +72,11 @@ public struct RunningDigest: @unchecked Sendable {
     }
 
     public mutating func update(_ bytes: UnsafeRawBufferPointer) {
-        switch state {
+        // The state is taken out first: a hash held twice (in the enum and in the local)
+        // would be copied on write, an allocation for every batch.
+        let current = state
+        state = .taken
+        switch consume current {
         case .sha256(var hash):
             hash.update(bufferPointer: bytes)
             state = .sha256(hash)
@@ -83,6 +89,8 @@ public struct RunningDigest: @unchecked Sendable {
         case .md5(var hash):
             hash.update(bufferPointer: bytes)
             state = .md5(hash)
+        case .taken:
+            preconditionFailure("a digest updated while it is being updated")
         }
     }
 
@@ -93,6 +101,7 @@ public struct RunningDigest: @unchecked Sendable {
         case .sha512(let hash): Array(hash.finalize())
         case .sha1(let hash): Array(hash.finalize())
         case .md5(let hash): Array(hash.finalize())
+        case .taken: preconditionFailure("a digest finalized while it is being updated")
         }
     }
 }

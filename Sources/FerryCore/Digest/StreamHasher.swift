@@ -20,7 +20,7 @@ public protocol HashableBytes: Sendable {
 /// queue to drain instead made them take turns: half the speed.)
 public final class StreamHasher: @unchecked Sendable {
     /// Batches handed over and not hashed yet, past which ``feed(_:)`` waits.
-    public static let maxPendingBatches = 16
+    public static let maxPendingBatches = 4
 
     private let queue = DispatchQueue(label: "ferry.hash")
     private let slots = DispatchSemaphore(value: StreamHasher.maxPendingBatches)

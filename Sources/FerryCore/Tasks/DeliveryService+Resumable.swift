@@ -192,11 +192,12 @@ extension DeliveryService {
                 guard length <= limits.maxBodySize else {
                     throw .refused(.bodyTooLarge(limit: limits.maxBodySize))
                 }
-                state.length = length
             }
-            if let announced, let total = state.length, offset + announced > total {
+            // Checked before a deferred length is taken: a refused PATCH changes nothing.
+            if let announced, let total = length ?? state.length, offset + announced > total {
                 throw .refused(.beyondLength(total))
             }
+            if let length { state.length = length }
             let descriptor: Int32
             do throws(SystemError) {
                 descriptor = try spool.openResumable(id: upload.id, at: state.offset)

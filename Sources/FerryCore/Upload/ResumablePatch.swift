@@ -13,6 +13,8 @@ public final class ResumablePatch: UploadBody, @unchecked Sendable {
     public var id: String { upload.id }
     public var request: UploadRequest { upload.request }
     public private(set) var received: UInt64 = 0
+    /// A creation's body is not kept when cut off; a PATCH's is (unless checksummed).
+    public var keepsCutOffBytes: Bool { !isCreation && !checksPatch }
 
     /// The offset it began at, and the upload's hash there.
     let startOffset: UInt64

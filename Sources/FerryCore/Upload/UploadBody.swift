@@ -11,6 +11,9 @@ public protocol UploadBody: AnyObject {
     var request: UploadRequest { get }
     /// Body bytes counted so far in this request.
     var received: UInt64 { get }
+    /// Whether bytes that arrived before the body was cut off are kept (tus), so that
+    /// what is gathered for writing is still written.
+    var keepsCutOffBytes: Bool { get }
 
     /// Counts `count` more body bytes against the limits; nil when the body may go on.
     func admit(_ count: Int) -> UploadRefusal?
@@ -30,4 +33,5 @@ extension IncomingUpload: UploadBody {
     public typealias Outcome = TaskRecord
 
     public var request: UploadRequest { plan.request }
+    public var keepsCutOffBytes: Bool { false }
 }

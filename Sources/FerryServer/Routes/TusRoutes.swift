@@ -47,12 +47,14 @@ struct TusRoutes {
     func admit(
         _ head: HTTPRequestHead, rule: TokenRule?, logger: Logger, refuse: (APIError) -> HTTPAdmission
     ) -> HTTPAdmission {
+        // The method first: a method the path does not take is 405 whatever the version.
+        let allowed = Self.uploadID(head.path) == nil ? ["POST"] : ["HEAD", "PATCH", "DELETE"]
+        guard allowed.contains(head.method) else {
+            return refuse(.methodNotAllowed(allowed: Self.methods(head.path)))
+        }
         let versions = head.values(of: "Tus-Resumable")
         guard versions.count == 1, versions[0] == Self.version else { return refuse(.tusVersion) }
         guard let id = Self.uploadID(head.path) else {
-            guard head.method == "POST" else {
-                return refuse(.methodNotAllowed(allowed: Self.methods(head.path)))
-            }
             return create(head, rule: rule, logger: logger, refuse: refuse)
         }
         switch head.method {
