@@ -23,6 +23,11 @@ Sections (FERRY_BENCH_ONLY=name,name runs only those):
      --no-fsync, Ferry --fsync, and dd conv=fdatasync; MiB/s until the answer, Ferry's
      peak RSS.
   concurrent: 50 uploads of 200 MiB at once to Ferry --fsync: peak RSS.
+  tus: the same 1 GiB in one tus PATCH and in one POST /upload (curl -T both), in turn to
+     one Ferry --no-fsync each; with FERRY_BENCH_BASELINE=PATH (an older ferry, e.g. one
+     that did not hash), that binary's /upload of the same file in each turn too. Then the
+     cost of resuming with --fsync: HEAD, and HEAD plus a 64 KiB PATCH, each on a new
+     connection, 50 times.
   burst: 1,000 x 4 KiB from 8 keep-alive clients (bench/go/burst) into one directory of
      a container of a private, real Incus, until the last file is delivered: Ferry, Ferry
      --follow-symlinks, the Go seed (one `incus file push` per file, 4 workers), and the
@@ -62,6 +67,8 @@ BURST_FILES = int(os.environ.get("FERRY_BENCH_BURST_FILES", "1000"))
 SOAK_SECONDS = float(os.environ.get("FERRY_BENCH_SOAK_SECONDS", "30"))
 # FERRY_BENCH_ONLY=large,burst runs only those sections (names as in SECTIONS below).
 ONLY = [name for name in os.environ.get("FERRY_BENCH_ONLY", "").split(",") if name]
+# An older ferry binary to compare /upload with in the tus section (hashing's cost).
+BASELINE = os.environ.get("FERRY_BENCH_BASELINE")
 SINGLE_PUSHES = int(os.environ.get("FERRY_BENCH_SINGLE_PUSHES", "40"))
 INCUS_ENV = os.path.join(ROOT, "scripts", "incus-env.sh")
 SETTLE = float(os.environ.get("FERRY_BENCH_SETTLE", "11"))
@@ -87,9 +94,9 @@ def report(name, value):
 class Ferry:
     """A ferry process in its own session (so its pushes can be killed with it)."""
 
-    def __init__(self, spool, *arguments, environment=None):
+    def __init__(self, spool, *arguments, environment=None, binary=FERRY):
         self.process = subprocess.Popen(
-            [FERRY, "--listen", "127.0.0.1:0", "--spool", spool, "--log-level", "notice", *arguments],
+            [binary, "--listen", "127.0.0.1:0", "--spool", spool, "--log-level", "notice", *arguments],
             stderr=subprocess.PIPE, text=True, start_new_session=True, env=environment)
         self.lines = []
         while True:
@@ -667,6 +674,111 @@ def healthz_rows(scratch, daemon):
              f"{probe['rate']:.0f}/s: Ferry's HTTP path without the disk")]
 
 
+def tus_patch(address, source, size):
+    """Creates a tus upload of `size` bytes and sends `source` in one PATCH with curl -T;
+    returns (seconds of the PATCH, HTTP status)."""
+    host, port = address.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port))
+    metadata = "container YmVuY2g=,path L3RtcC90dXM="  # bench, /tmp/tus
+    connection.request("POST", "/files/", headers={
+        "Tus-Resumable": "1.0.0", "Upload-Length": str(size), "Upload-Metadata": metadata})
+    created = connection.getresponse()
+    created.read()
+    if created.status != 201:
+        raise RuntimeError(f"tus creation answered {created.status}")
+    location = created.getheader("Location")
+    started = time.monotonic()
+    status = run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PATCH", "-T", source,
+                  "-H", "Tus-Resumable: 1.0.0", "-H", "Content-Type: application/offset+octet-stream",
+                  "-H", "Upload-Offset: 0", "-H", "Expect:", f"http://{address}{location}"])
+    return time.monotonic() - started, status
+
+
+def tus_against_upload(scratch):
+    """1 GiB in one tus PATCH and in one POST /upload, in turn (and an older binary's
+    /upload with BASELINE): MiB/s, and the per-turn ratios."""
+    source = os.path.join(scratch, "tus-source")
+    run(["dd", "if=/dev/urandom", f"of={source}", "bs=1M", f"count={LARGE_MIB}", "status=none"])
+    binaries = [("upload", FERRY), ("tus", FERRY)] + ([("baseline", BASELINE)] if BASELINE else [])
+    turns = []
+    for number in range(RUNS):
+        turn = {}
+        for name, binary in binaries:
+            settle()
+            spool = os.path.join(scratch, f"tus-{name}-{number}")
+            ferry = Ferry(spool, "--incus", "/bin/true", "--max-body-size", f"{LARGE_MIB + 1}M", "--no-fsync",
+                          *NO_DAEMON, binary=binary)
+            if name == "tus":
+                seconds, status = tus_patch(ferry.address, source, LARGE_MIB * MIB)
+                expected = "204"
+            else:
+                seconds, status = post_file(ferry.address, source, "/tmp/large")
+                expected = "202"
+            ferry.kill()
+            subprocess.run(["rm", "-rf", spool])
+            if status != expected:
+                raise RuntimeError(f"{name} answered {status}")
+            turn[name] = LARGE_MIB / seconds
+        turn["tus ratio"] = turn["tus"] / turn["upload"]
+        if BASELINE:
+            turn["hashing ratio"] = turn["upload"] / turn["baseline"]
+        turns.append(turn)
+    os.remove(source)
+    report("tus against /upload turns (MiB/s)", turns)
+    return {key: statistics.median(t[key] for t in turns) for key in turns[0]}
+
+
+def resume_overhead(scratch):
+    """With --fsync: HEAD, and HEAD plus a 64 KiB PATCH from the offset it gives, each on
+    a new connection (as a client that lost its network does); medians in ms."""
+    piece = os.urandom(64 << 10)
+    pieces = 50
+    spool = os.path.join(scratch, "resume")
+    ferry = Ferry(spool, "--incus", "/bin/true", *NO_DAEMON)
+    host, port = ferry.address.rsplit(":", 1)
+
+    def request(method, target, headers, body=None):
+        connection = http.client.HTTPConnection(host, int(port))
+        connection.request(method, target, body=body, headers={"Tus-Resumable": "1.0.0", **headers})
+        answer = connection.getresponse()
+        answer.read()
+        connection.close()
+        return answer
+
+    created = request("POST", "/files/", {"Upload-Length": str(len(piece) * pieces),
+                                          "Upload-Metadata": "container YmVuY2g=,path L3RtcC9yZXN1bWU="})
+    location = created.getheader("Location")
+    heads, resumes = [], []
+    for _ in range(pieces):
+        started = time.monotonic()
+        offset = int(request("HEAD", location, {}).getheader("Upload-Offset"))
+        heads.append(time.monotonic() - started)
+        answer = request("PATCH", location, {"Content-Type": "application/offset+octet-stream",
+                                             "Upload-Offset": str(offset)}, piece)
+        resumes.append(time.monotonic() - started)
+        if answer.status != 204:
+            raise RuntimeError(f"PATCH answered {answer.status}")
+    ferry.kill()
+    subprocess.run(["rm", "-rf", spool])
+    return statistics.median(heads) * 1000, statistics.median(resumes) * 1000
+
+
+def tus_rows(scratch, daemon):
+    figures = tus_against_upload(scratch)
+    head, resume = resume_overhead(scratch)
+    rows = [
+        (f"tus: {LARGE_MIB} MiB in one PATCH, --no-fsync (MiB/s)", f"{figures['tus']:.0f}",
+         f"{figures['tus ratio']:.2f} x POST /upload of the same file (target 0.9)"),
+        (f"tus: POST /upload of the same {LARGE_MIB} MiB, --no-fsync (MiB/s)", f"{figures['upload']:.0f}", ""),
+        ("tus: resuming, --fsync: HEAD; HEAD + a 64 KiB PATCH (ms)", f"{head:.1f}; {resume:.1f}", ""),
+    ]
+    if BASELINE:
+        rows.append((f"POST /upload {LARGE_MIB} MiB, --no-fsync, the baseline binary (MiB/s)",
+                     f"{figures['baseline']:.0f}",
+                     f"hashing: this build at {figures['hashing ratio']:.2f} x it (target 0.9)"))
+    return rows
+
+
 def large_rows(scratch, daemon):
     large = large_upload(scratch)
     return [
@@ -721,6 +833,7 @@ def recovery_rows(scratch, daemon):
 SECTIONS = {
     "ingest": (ingest_rows, False), "lane": (lane_rows, False), "history": (history_rows, False),
     "healthz": (healthz_rows, False), "large": (large_rows, False), "concurrent": (concurrent_rows, False),
+    "tus": (tus_rows, False),
     "burst": (burst_rows, True), "soak": (soak_rows, True), "recovery": (recovery_rows, False),
 }
 
