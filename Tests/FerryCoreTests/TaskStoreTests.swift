@@ -1,3 +1,4 @@
+import CSQLite
 import FerryCore
 import Foundation
 import XCTest
@@ -189,6 +190,59 @@ final class TaskStoreTests: XCTestCase {
         group.wait()
         XCTAssertEqual(failures.value, 0, "every write committed and was visible to the next read")
         XCTAssertEqual(try store.counts()[.delivered], 800)
+    }
+
+    func testADatabaseOfSchemaOneIsMigratedWithEveryTask() throws {
+        // The schema Ferry 0.7 wrote (issues 11-13), with one task, as it left it.
+        let path = "\(directory)/old.db"
+        var handle: OpaquePointer?
+        XCTAssertEqual(sqlite3_open(path, &handle), SQLITE_OK)
+        let schemaOne = """
+            CREATE TABLE tasks (sequence INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, state TEXT NOT NULL,
+                attempts INTEGER NOT NULL, last_error TEXT, container TEXT NOT NULL, path TEXT NOT NULL,
+                mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL,
+                create_directories INTEGER NOT NULL, bytes INTEGER NOT NULL, created_at REAL NOT NULL,
+                updated_at REAL NOT NULL, idempotency_key TEXT, request_id TEXT, owner TEXT) STRICT;
+            CREATE INDEX tasks_by_state ON tasks (state, sequence);
+            CREATE INDEX tasks_by_owner ON tasks (owner, sequence);
+            CREATE INDEX tasks_by_owner_state ON tasks (owner, state, sequence);
+            CREATE INDEX tasks_by_destination ON tasks (container, path);
+            CREATE INDEX tasks_by_idempotency_key ON tasks (idempotency_key, owner)
+                WHERE idempotency_key IS NOT NULL;
+            CREATE INDEX tasks_finished ON tasks (updated_at) WHERE state IN ('delivered', 'failed');
+            CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+            INSERT INTO tasks VALUES (7, 'old', 'failed', 5, 'no such instance', 'c1', '/srv/old', 420, 0, 0,
+                0, 12, 1.0, 2.0, 'key', 'request-old', 'alpha');
+            PRAGMA user_version = 1;
+            """
+        XCTAssertEqual(sqlite3_exec(handle, schemaOne, nil, nil, nil), SQLITE_OK)
+        sqlite3_close(handle)
+
+        let store = try SQLiteTaskStore(path: path)
+        let record = try XCTUnwrap(try store.record(id: "old"))
+        XCTAssertEqual(record.state, .failed)
+        XCTAssertEqual(record.lastError, "no such instance")
+        XCTAssertEqual(record.bytes, 12)
+        XCTAssertEqual(record.owner, "alpha")
+        XCTAssertNil(record.sha256, "not known for a task of an older Ferry")
+        XCTAssertEqual(try store.record(idempotencyKey: "key", owner: "alpha")?.id, "old")
+        // And the new columns work.
+        var receiving = Self.record("new", 8)
+        receiving.state = .receiving
+        receiving.length = 100
+        receiving.uploadMetadata = "container YzE="
+        try store.insert([receiving], durable: true)
+        let advanced = try store.advance(id: "new", UploadProgress(offset: 40, length: 100), durable: true)
+        XCTAssertEqual(advanced?.bytes, 40)
+        let done = try store.advance(
+            id: "new",
+            UploadProgress(offset: 100, length: 100, completedWith: String(repeating: "a", count: 64)),
+            durable: true)
+        XCTAssertEqual(done?.state, .queued)
+        XCTAssertEqual(try store.record(id: "new")?.sha256, String(repeating: "a", count: 64))
+        XCTAssertNil(
+            try store.advance(id: "new", UploadProgress(offset: 1, length: 100), durable: false),
+            "no longer receiving")
     }
 }
 
