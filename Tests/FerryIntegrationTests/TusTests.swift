@@ -285,6 +285,43 @@ final class TusTests: XCTestCase {
         try Incus.remove(container: "c1", path: path)
     }
 
+    func testHeadsRacingPatchesAlwaysAnswerAndLoseNothing() throws {
+        let ferry = try FerryProcess()
+        let path = "/tmp/tus-race-\(UInt32.random(in: 0...UInt32.max))"
+        let piece = randomBytes(300_000)
+        let rounds = 30
+        let body = Array((0..<rounds).map { _ in piece }.joined())
+        let location = try Tus.location(ferry, length: body.count, path: path)
+        var offset = 0
+        var attempts = 0
+        while offset < body.count {
+            attempts += 1
+            guard attempts <= 10 * rounds else { return XCTFail("no progress: \(offset) of \(body.count)") }
+            // A PATCH and, at once, a HEAD on another connection: the HEAD may end the
+            // PATCH at any point, also while its end is being stored.
+            let patch = try RawHTTPClient(port: ferry.port)
+            let end = min(body.count, offset + piece.count)
+            try patch.sendHead(
+                "PATCH", location,
+                [
+                    Tus.resumable, Tus.patchType, ("Upload-Offset", String(offset)),
+                    ("Content-Length", String(end - offset)),
+                ])
+            try patch.send(Array(body[offset..<end]))
+            let head = try Tus.head(ferry, location)
+            XCTAssertEqual(head.status, 200)
+            let answer = try patch.readResponse()
+            XCTAssertTrue([204, 409].contains(answer.status), "\(answer.status)")
+            let now = try Tus.offset(ferry, location)
+            XCTAssertGreaterThanOrEqual(now, offset)
+            XCTAssertLessThanOrEqual(now, end)
+            offset = now
+            if offset < end && answer.status == 204 { XCTFail("a 204 for bytes that are not kept") }
+        }
+        try assertDelivered(ferry, Tus.id(location), body, at: path)
+        try Incus.remove(container: "c1", path: path)
+    }
+
     func testKill9HalfWayThenRestartResumesFromTheAcknowledgedOffset() throws {
         let path = "/tmp/tus-kill-\(UInt32.random(in: 0...UInt32.max))"
         let block = randomBytes(1 << 20)

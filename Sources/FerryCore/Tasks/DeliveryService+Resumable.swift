@@ -250,7 +250,15 @@ extension DeliveryService {
                     state.durableOffset = state.offset
                 }
             } catch {
-                if patch.isCreation { discardCreated(upload, &state) }
+                // A creation that fails leaves nothing: its client never learnt the upload's
+                // name. Once stored, it goes as a termination would.
+                if patch.isCreation {
+                    if state.durableOffset == state.offset, resumables.withLock({ $0[upload.id] }) != nil {
+                        try? removeStored(upload, &state)
+                    } else {
+                        discardCreated(upload, &state)
+                    }
+                }
                 return .failure(error)
             }
             return .success(
@@ -396,36 +404,44 @@ extension DeliveryService {
     }
 
     private func remove(_ upload: ResumableUpload) throws(UploadRefusal) -> Bool {
-        let path = spool.dataPath(id: upload.id)
-        return try upload.state.withLock { state throws(UploadRefusal) -> Bool in
+        try upload.state.withLock { state throws(UploadRefusal) -> Bool in
             guard !state.ended else { return false }
-            var unlinkFailure: SystemError?
-            do throws(StoreError) {
-                _ = try store.remove(
-                    id: upload.id, if: { $0.state == .receiving },
-                    beforeCommit: { _ in
-                        do throws(SystemError) {
-                            try Posix.unlink(path)
-                            return true
-                        } catch  where error.errno == ENOENT {
-                            return true
-                        } catch {
-                            unlinkFailure = error
-                            return false
-                        }
-                    })
-            } catch {
-                throw UploadRefusal(error)
-            }
-            if let unlinkFailure { throw UploadRefusal(unlinkFailure) }
-            state.patch = nil
-            state.ended = true
-            resumables.withLock { $0[upload.id] = nil }
-            capacity.cancel(bytes: state.reservedBytes, owner: upload.owner)
-            spool.settle(state.promisedLeft)
-            state.promisedLeft = 0
+            try removeStored(upload, &state)
             return true
         }
+    }
+
+    /// Removes a stored upload's row and bytes and gives back what it holds (with its lock
+    /// held).
+    private func removeStored(_ upload: ResumableUpload, _ state: inout ResumableUpload.State)
+        throws(UploadRefusal)
+    {
+        let path = spool.dataPath(id: upload.id)
+        var unlinkFailure: SystemError?
+        do throws(StoreError) {
+            _ = try store.remove(
+                id: upload.id, if: { $0.state == .receiving },
+                beforeCommit: { _ in
+                    do throws(SystemError) {
+                        try Posix.unlink(path)
+                        return true
+                    } catch  where error.errno == ENOENT {
+                        return true
+                    } catch {
+                        unlinkFailure = error
+                        return false
+                    }
+                })
+        } catch {
+            throw UploadRefusal(error)
+        }
+        if let unlinkFailure { throw UploadRefusal(unlinkFailure) }
+        state.patch = nil
+        state.ended = true
+        resumables.withLock { $0[upload.id] = nil }
+        capacity.cancel(bytes: state.reservedBytes, owner: upload.owner)
+        spool.settle(state.promisedLeft)
+        state.promisedLeft = 0
     }
 
     /// Removes tus uploads that no request touched for `--upload-expiry`.

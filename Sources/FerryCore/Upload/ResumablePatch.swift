@@ -1,3 +1,4 @@
+import Dispatch
 import Glibc
 
 /// One request's bytes for a tus upload: a PATCH, or the body of the creating POST. It
@@ -118,9 +119,13 @@ public final class ResumablePatch: UploadBody, @unchecked Sendable {
         guard !ended else { return completion(.failure(.superseded)) }
         ended = true
         hasher.whenHashed { [self] digests in
-            let outcome = service.finishPatch(self, digests: digests)
-            Posix.close(descriptor)
-            completion(outcome)
+            // Off the hasher's queue: the end takes the upload's lock, and a request taking
+            // over holds that lock while it waits for this queue (for the hash so far).
+            DispatchQueue.global().async { [self] in
+                let outcome = service.finishPatch(self, digests: digests)
+                Posix.close(descriptor)
+                completion(outcome)
+            }
         }
     }
 
