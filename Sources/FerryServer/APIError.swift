@@ -48,6 +48,8 @@ enum APIError: Error {
     case beyondLength(UInt64)
     /// tus: a header of the protocol that cannot be read.
     case badTusHeader(String)
+    /// tus: another request holds the upload while it stores its end.
+    case uploadLocked
     /// A CORS preflight from an origin not named with `--cors-origin`.
     case originNotAllowed(String)
 
@@ -74,6 +76,7 @@ enum APIError: Error {
         case .unknownUpload: 404
         case .beyondLength: 413
         case .originNotAllowed: 403
+        case .uploadLocked: 423
         }
     }
 
@@ -113,6 +116,7 @@ enum APIError: Error {
         case .beyondLength: "beyond_upload_length"
         case .badTusHeader: "invalid_header"
         case .originNotAllowed: "origin_not_allowed"
+        case .uploadLocked: "upload_locked"
         }
     }
 
@@ -160,6 +164,7 @@ enum APIError: Error {
         case .badTusHeader(let reason): reason
         case .originNotAllowed(let origin):
             "origin \(ContractViolation.quoted(origin)) may not call this server from a browser (see --cors-origin)"
+        case .uploadLocked: "another request for this upload is storing its end; retry in a moment"
         }
     }
 
@@ -171,6 +176,7 @@ enum APIError: Error {
             headers.append(("Retry-After", "5"))
         case .unauthorized: headers.append(("WWW-Authenticate", "Bearer realm=\"ferry\""))
         case .tusVersion: headers.append(("Tus-Version", "1.0.0"))
+        case .uploadLocked: headers.append(("Retry-After", "1"))
         case .offsetMismatch(let current?): headers.append(("Upload-Offset", String(current)))
         default: break
         }

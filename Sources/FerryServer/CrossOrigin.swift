@@ -13,7 +13,7 @@ public struct CrossOrigin: Sendable {
     ].joined(separator: ", ")
     /// Answer headers a page may read.
     static let exposedHeaders = [
-        "Location", "Upload-Offset", "Upload-Length", "Upload-Expires", "Upload-Metadata",
+        "Location", "Content-Location", "Upload-Offset", "Upload-Length", "Upload-Expires", "Upload-Metadata",
         "Upload-Defer-Length",
         "Tus-Resumable", "Tus-Version", "Tus-Max-Size", "Tus-Extension", "Tus-Checksum-Algorithm",
         "Repr-Digest", "X-Request-Id", "Retry-After",

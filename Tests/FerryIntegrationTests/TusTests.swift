@@ -197,6 +197,29 @@ final class TusTests: XCTestCase {
         try Incus.remove(container: "c1", path: path)
     }
 
+    func testADeferredLengthIsJudgedWhenItIsAnnouncedAndAccountedToTheEnd() throws {
+        let ferry = try FerryProcess(arguments: ["--spool-max-bytes", "100K"])
+        let path = "/tmp/tus-deferred-\(UInt32.random(in: 0...UInt32.max))"
+        let location = try Tus.location(ferry, length: nil, path: path)
+        let body = randomBytes(20_000)
+        XCTAssertEqual(try Tus.patch(ferry, location, offset: 0, Array(body[0..<10_000])).status, 204)
+        // A length the spool cannot hold is refused on the PATCH that announces it.
+        let tooLong = try Tus.patch(
+            ferry, location, offset: 10_000, Array(body[10_000...]), headers: [("Upload-Length", "200000")])
+        XCTAssertEqual(tooLong.status, 503)
+        XCTAssertEqual(tooLong.json["error"] as? String, "spool_full")
+        XCTAssertEqual(try Tus.offset(ferry, location), 10_000, "nothing changed")
+        XCTAssertEqual(try Tus.head(ferry, location).header("Upload-Defer-Length"), "1")
+        let last = try Tus.patch(
+            ferry, location, offset: 10_000, Array(body[10_000...]), headers: [("Upload-Length", "20000")])
+        XCTAssertEqual(last.status, 204)
+        try assertDelivered(ferry, Tus.id(location), body, at: path)
+        // Everything it held is given back, exactly: the spool is empty again.
+        try waitUntil("the spool holds nothing") { try Metrics.scrape(ferry)["ferry_spool_bytes"] == 0 }
+        XCTAssertEqual(try TaskAPI.request(ferry, "GET", "/healthz").status, 200)
+        try Incus.remove(container: "c1", path: path)
+    }
+
     func testTerminationAndExpiryRemoveBytesAndRow() throws {
         let ferry = try FerryProcess(arguments: ["--upload-expiry", "1s"])
         let location = try Tus.location(ferry, length: 100, path: "/tmp/terminated")

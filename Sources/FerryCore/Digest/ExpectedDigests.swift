@@ -39,7 +39,7 @@ public struct ExpectedDigests: Sendable, Equatable {
             else {
                 throw DigestFieldError(field: field, reason: "\(key) must be a byte sequence (:BASE64:)")
             }
-            guard let digest = Data(base64Encoded: base64), digest.count == algorithm.digestSize else {
+            guard let digest = Self.decode(base64), digest.count == algorithm.digestSize else {
                 throw DigestFieldError(
                     field: field, reason: "\(key) must hold \(algorithm.digestSize) bytes in base64")
             }
@@ -62,11 +62,17 @@ public struct ExpectedDigests: Sendable, Equatable {
                 reason:
                     "algorithm \(ContractViolation.quoted(String(parts[0]))) is not one of sha1, sha256, md5")
         }
-        guard let digest = Data(base64Encoded: String(parts[1])), digest.count == algorithm.digestSize else {
+        guard let digest = Self.decode(String(parts[1])), digest.count == algorithm.digestSize else {
             throw DigestFieldError(
                 field: "Upload-Checksum", reason: "must hold \(algorithm.digestSize) bytes in base64")
         }
         values.append((algorithm, Array(digest), "Upload-Checksum"))
+    }
+
+    /// Base64, with or without its `=` padding (RFC 8941 asks parsers to accept both).
+    private static func decode(_ text: String) -> Data? {
+        let padding = (4 - text.utf8.count % 4) % 4
+        return Data(base64Encoded: text + String(repeating: "=", count: padding == 3 ? 0 : padding))
     }
 
     /// The first announced digest that `computed` does not match, or nil when all match.

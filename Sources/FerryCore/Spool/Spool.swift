@@ -112,6 +112,28 @@ public final class Spool: Sendable {
         return descriptor
     }
 
+    /// Syncs task `id`'s bytes (a tus upload's, between requests: any descriptor of the
+    /// file syncs all of it).
+    public func syncData(id: String) throws(SystemError) {
+        let descriptor = try Posix.open(dataPath(id: id), O_WRONLY | O_NOFOLLOW)
+        defer { Posix.close(descriptor) }
+        try Posix.fdatasync(descriptor)
+    }
+
+    /// Removes task `id`'s bytes where a store transaction needs to know whether they are
+    /// gone: true when they are (or never were), else false with the failure in `failure`.
+    public func removeData(id: String, failure: inout SystemError?) -> Bool {
+        do throws(SystemError) {
+            try removeData(id: id)
+            return true
+        } catch  where error.errno == ENOENT {
+            return true
+        } catch {
+            failure = error
+            return false
+        }
+    }
+
     /// The digests of task `id`'s bytes, read from its file (for a resumed upload whose
     /// hash was lost with the process that had it).
     public func digests(id: String, _ algorithms: Set<DigestAlgorithm>) throws(SystemError)

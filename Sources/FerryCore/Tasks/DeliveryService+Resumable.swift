@@ -48,6 +48,8 @@ extension DeliveryService {
         case offsetMismatch(current: UInt64?)
         /// `Upload-Length` conflicts with the upload's.
         case badLength(String)
+        /// Another request holds the upload while it stores its end (tusd answers 423).
+        case busy
         case refused(UploadRefusal)
     }
 
@@ -130,13 +132,31 @@ extension DeliveryService {
         return try upload.state.withLock { state throws(UploadRefusal) -> ResumableUpload.Position? in
             guard !state.ended else { return nil }
             if takingOver { state.takeOver(file: path) }
-            if state.patch == nil && state.durableOffset < state.offset {
+            let position = ResumableUpload.Position(
+                offset: state.offset, length: state.length, expiresAt: state.touchedAt + settings.uploadExpiry
+            )
+            guard state.patch == nil else { return position }
+            if state.offset == state.length {
+                // Every byte is in, but the request that brought the last one did not end
+                // the upload (it was taken over, cut off, or storing its end failed): a
+                // client that sees its whole length would wait forever. It ends here.
+                do throws(UploadRefusal) {
+                    _ = try complete(upload, &state, checking: upload.reprDigests, rollingBackTo: nil)
+                } catch .digestMismatch {
+                    // Not the bytes the creation's Repr-Digest named, and no request's bytes
+                    // to take back: the upload cannot succeed.
+                    try removeStored(upload, &state)
+                    logger.error(
+                        "tus upload removed: its bytes do not match the creation's Repr-Digest",
+                        metadata: ["task": "\(upload.id)"])
+                }
+                return nil
+            }
+            if state.durableOffset < state.offset {
                 try store(state.offset, length: state.length, of: upload)
                 state.durableOffset = state.offset
             }
-            return .init(
-                offset: state.offset, length: state.length, expiresAt: state.touchedAt + settings.uploadExpiry
-            )
+            return position
         }
     }
 
@@ -145,9 +165,7 @@ extension DeliveryService {
     private func store(_ offset: UInt64, length: UInt64?, of upload: ResumableUpload) throws(UploadRefusal) {
         if durable {
             do throws(SystemError) {
-                let descriptor = try Posix.open(spool.dataPath(id: upload.id), O_WRONLY | O_NOFOLLOW)
-                defer { Posix.close(descriptor) }
-                try Posix.fdatasync(descriptor)
+                try spool.syncData(id: upload.id)
             } catch {
                 throw UploadRefusal(error)
             }
@@ -175,12 +193,16 @@ extension DeliveryService {
         patchDigests: ExpectedDigests, reprDigests: ExpectedDigests
     ) throws(PatchRefusal) -> ResumablePatch {
         let path = spool.dataPath(id: upload.id)
-        return try upload.state.withLock { state throws(PatchRefusal) -> ResumablePatch in
+        // Never waits on the loop: the lock is held while an end is stored (a sync).
+        let begun = try upload.state.withLockIfAvailable { state throws(PatchRefusal) -> ResumablePatch in
             guard !state.ended else { throw .gone }
-            state.takeOver(file: path)
-            guard offset == state.offset else {
-                throw .offsetMismatch(current: state.durableOffset == state.offset ? state.offset : nil)
+            // The offset first: a PATCH at the wrong one changes nothing, not even an older
+            // PATCH still open.
+            let current = state.patch.map { $0.checksPatch ? $0.startOffset : state.offset } ?? state.offset
+            guard offset == current else {
+                throw .offsetMismatch(current: state.durableOffset == current ? current : nil)
             }
+            state.takeOver(file: path)
             if let length {
                 if let known = state.length, known != length {
                     throw .badLength("Upload-Length \(length) differs from the upload's \(known)")
@@ -193,17 +215,37 @@ extension DeliveryService {
                     throw .refused(.bodyTooLarge(limit: limits.maxBodySize))
                 }
             }
-            // Checked before a deferred length is taken: a refused PATCH changes nothing.
             if let announced, let total = length ?? state.length, offset + announced > total {
                 throw .refused(.beyondLength(total))
             }
-            if let length { state.length = length }
+            // A deferred length, announced now: its bytes are reserved and its disk promised
+            // as a creation's would have been.
+            var reserved: UInt64 = 0
+            var promised: UInt64 = 0
+            if let length, state.length == nil {
+                reserved = length > state.reservedBytes ? length - state.reservedBytes : 0
+                if let refusal = capacity.grow(by: reserved, owner: upload.owner, quota: limits.quota) {
+                    throw .refused(.capacity(refusal))
+                }
+                do throws(UploadRefusal) {
+                    try promiseDisk(length - state.offset, keeping: limits.minFreeDisk)
+                } catch {
+                    capacity.releaseBytes(reserved, owner: upload.owner)
+                    throw .refused(error)
+                }
+                promised = length - state.offset
+            }
             let descriptor: Int32
             do throws(SystemError) {
                 descriptor = try spool.openResumable(id: upload.id, at: state.offset)
             } catch {
+                capacity.releaseBytes(reserved, owner: upload.owner)
+                spool.settle(promised)
                 throw .refused(UploadRefusal(error))
             }
+            if let length { state.length = length }
+            state.reservedBytes += reserved
+            state.promisedLeft += promised
             let patch = ResumablePatch(
                 upload: upload, service: self, descriptor: descriptor, startOffset: state.offset,
                 startSHA256: state.sha256, length: state.length, isCreation: false, limits: limits,
@@ -212,6 +254,8 @@ extension DeliveryService {
             state.touchedAt = WallClock.now()
             return patch
         }
+        guard let begun else { throw .busy }
+        return begun
     }
 
     /// The end of a request's body: its checks, its bytes made durable, and the upload
@@ -234,16 +278,20 @@ extension DeliveryService {
             }
             state.sha256 = patch.sha256(of: digests)
             state.touchedAt = WallClock.now()
+            var stored = !patch.isCreation
             do throws(UploadRefusal) {
                 if patch.isCreation {
                     try storeCreated(upload, state)
+                    stored = true
                     state.durableOffset = state.offset
                     resumables.withLock { $0[upload.id] = upload }
                     Self.resumableCreated.increment()
                 }
                 if state.offset == state.length {
-                    return try complete(patch, &state).map { .success($0) }
-                        ?? .failure(.storage("upload \(upload.id) is no longer receiving"))
+                    return try complete(
+                        upload, &state, checking: patch.wholeUploadDigests,
+                        rollingBackTo: (patch.startOffset, patch.startSHA256)
+                    ).map { .success($0) } ?? .failure(.storage("upload \(upload.id) is no longer receiving"))
                 }
                 if !patch.isCreation {
                     try store(state.offset, length: state.length, of: upload)
@@ -253,7 +301,7 @@ extension DeliveryService {
                 // A creation that fails leaves nothing: its client never learnt the upload's
                 // name. Once stored, it goes as a termination would.
                 if patch.isCreation {
-                    if state.durableOffset == state.offset, resumables.withLock({ $0[upload.id] }) != nil {
+                    if stored {
                         try? removeStored(upload, &state)
                     } else {
                         discardCreated(upload, &state)
@@ -273,9 +321,7 @@ extension DeliveryService {
     {
         if durable {
             do throws(SystemError) {
-                let descriptor = try Posix.open(spool.dataPath(id: upload.id), O_WRONLY | O_NOFOLLOW)
-                defer { Posix.close(descriptor) }
-                try Posix.fdatasync(descriptor)
+                try spool.syncData(id: upload.id)
                 try spool.syncDirectory()
             } catch {
                 throw UploadRefusal(error)
@@ -295,14 +341,13 @@ extension DeliveryService {
     }
 
     /// The last byte is in: checks the whole upload's digests and makes it a queued task.
-    /// A mismatch takes back this request's bytes.
+    /// A mismatch takes back the bytes from `rollingBackTo` (the last request's start).
     ///
     /// - Returns: the outcome; nil when the store no longer knows the upload.
-    private func complete(_ patch: ResumablePatch, _ state: inout ResumableUpload.State) throws(UploadRefusal)
-        -> PatchOutcome?
-    {
-        let upload = patch.upload
-        let expected = patch.wholeUploadDigests
+    private func complete(
+        _ upload: ResumableUpload, _ state: inout ResumableUpload.State, checking expected: ExpectedDigests,
+        rollingBackTo start: (offset: UInt64, sha256: RunningDigest?)?
+    ) throws(UploadRefusal) -> PatchOutcome? {
         var computed: [DigestAlgorithm: [UInt8]] = [:]
         if let sha256 = state.sha256, !expected.algorithms.contains(.sha512) {
             computed[.sha256] = sha256.finalize()
@@ -316,16 +361,15 @@ extension DeliveryService {
             }
         }
         if let mismatch = expected.mismatch(computed) {
-            state.rollBack(
-                to: patch.startOffset, sha256: patch.startSHA256, file: spool.dataPath(id: upload.id))
+            if let start {
+                state.rollBack(to: start.offset, sha256: start.sha256, file: spool.dataPath(id: upload.id))
+            }
             throw .digestMismatch(field: mismatch.field, algorithm: mismatch.algorithm)
         }
         let sha256 = computed[.sha256]?.hexString
-        if durable && !patch.isCreation {
+        if durable {
             do throws(SystemError) {
-                let descriptor = try Posix.open(spool.dataPath(id: upload.id), O_WRONLY | O_NOFOLLOW)
-                defer { Posix.close(descriptor) }
-                try Posix.fdatasync(descriptor)
+                try spool.syncData(id: upload.id)
             } catch {
                 throw UploadRefusal(error)
             }
@@ -344,10 +388,12 @@ extension DeliveryService {
         resumables.withLock { $0[upload.id] = nil }
         spool.settle(state.promisedLeft)
         state.promisedLeft = 0
-        // A deferred length reserved what arrived, retried bytes included: the task holds
-        // its size.
+        // The task holds its size from now on: a deferred length may have reserved more
+        // (bytes sent again after a checksum failed), and never less.
         if state.reservedBytes > record.bytes {
             capacity.releaseBytes(state.reservedBytes - record.bytes, owner: upload.owner)
+        } else if state.reservedBytes < record.bytes {
+            capacity.adopt(tasks: 0, bytes: record.bytes - state.reservedBytes, owner: upload.owner)
         }
         queue.enqueue(Self.task(for: record, in: spool))
         Self.resumableCompleted.increment()
@@ -359,28 +405,40 @@ extension DeliveryService {
     /// A request ended early (see ``ResumablePatch/abandon()``).
     func abandonPatch(_ patch: ResumablePatch) {
         let upload = patch.upload
-        let path = spool.dataPath(id: upload.id)
-        let unstored = upload.state.withLock { state -> Bool in
-            guard state.patch === patch, !state.ended else { return false }
-            state.patch = nil
-            if patch.isCreation {
-                discardCreated(upload, &state)
-                return false
-            }
-            if patch.checksPatch {
-                state.rollBack(to: patch.startOffset, sha256: patch.startSHA256, file: path)
-            } else {
-                state.sha256 = patch.carriedSHA256()
-            }
-            state.touchedAt = WallClock.now()
-            return state.durableOffset < state.offset
-        }
-        // What arrived is kept: stored off the loop (a HEAD meanwhile waits for it).
-        if unstored {
+        // What arrived is kept, and stored off the loop (a HEAD meanwhile waits for it). The
+        // loop does not wait for the lock either: whoever holds it may be syncing.
+        let settleLater = { @Sendable [self] in _ = try? settle(upload, takingOver: false) }
+        switch upload.state.withLockIfAvailable({ end(abandoned: patch, &$0) }) {
+        case true?: DispatchQueue.global().async(execute: settleLater)
+        case false?: break
+        case nil:
             DispatchQueue.global().async { [self] in
-                _ = try? settle(upload, takingOver: false)
+                if upload.state.withLock({ end(abandoned: patch, &$0) }) { settleLater() }
             }
         }
+    }
+
+    /// Ends `patch`, which stopped before its body's end, if it is still the upload's
+    /// current request.
+    ///
+    /// - Returns: whether the upload has bytes to store (or to complete with) now.
+    private func end(abandoned patch: ResumablePatch, _ state: inout ResumableUpload.State) -> Bool {
+        let upload = patch.upload
+        guard state.patch === patch, !state.ended else { return false }
+        state.patch = nil
+        if patch.isCreation {
+            discardCreated(upload, &state)
+            return false
+        }
+        if patch.checksPatch {
+            state.rollBack(
+                to: patch.startOffset, sha256: patch.startSHA256, file: spool.dataPath(id: upload.id))
+        } else {
+            state.sha256 = patch.carriedSHA256()
+        }
+        state.touchedAt = WallClock.now()
+        // Every byte may be in: settling then completes the upload.
+        return state.durableOffset < state.offset || state.offset == state.length
     }
 
     /// Forgets a creation that did not complete: nothing of it was stored.
@@ -416,22 +474,11 @@ extension DeliveryService {
     private func removeStored(_ upload: ResumableUpload, _ state: inout ResumableUpload.State)
         throws(UploadRefusal)
     {
-        let path = spool.dataPath(id: upload.id)
         var unlinkFailure: SystemError?
         do throws(StoreError) {
             _ = try store.remove(
                 id: upload.id, if: { $0.state == .receiving },
-                beforeCommit: { _ in
-                    do throws(SystemError) {
-                        try Posix.unlink(path)
-                        return true
-                    } catch  where error.errno == ENOENT {
-                        return true
-                    } catch {
-                        unlinkFailure = error
-                        return false
-                    }
-                })
+                beforeCommit: { [spool] record in spool.removeData(id: record.id, failure: &unlinkFailure) })
         } catch {
             throw UploadRefusal(error)
         }
@@ -450,10 +497,10 @@ extension DeliveryService {
     @discardableResult
     public func expireResumables(now: Double = WallClock.now()) -> Int {
         let cutoff = now - settings.uploadExpiry
-        let stale = resumables.withLock { uploads in
-            uploads.values.filter { upload in
-                upload.state.withLock { $0.patch == nil && $0.touchedAt < cutoff }
-            }
+        // The uploads' locks are taken after the registry's is let go: an upload's end takes
+        // them the other way round.
+        let stale = resumables.withLock { Array($0.values) }.filter { upload in
+            upload.state.withLock { $0.patch == nil && $0.touchedAt < cutoff }
         }
         var expired = 0
         for upload in stale {
@@ -471,13 +518,32 @@ extension DeliveryService {
         return expired
     }
 
-    /// Takes back a tus upload found in the store at start-up, if its file holds at least
-    /// the stored offset (bytes past it were never acknowledged: they are cut off).
+    /// Takes back a tus upload found in the store at start-up. Bytes past the stored
+    /// offset were never acknowledged: they are cut off. A file shorter than the offset (a
+    /// damaged disk) resumes from what it holds: the client sends the rest again.
     func resume(_ record: TaskRecord, size: UInt64?) -> Bool {
-        guard let size, size >= record.bytes else { return false }
-        if size > record.bytes { _ = truncate(spool.dataPath(id: record.id), off_t(record.bytes)) }
+        guard let size else { return false }
+        var record = record
+        if size < record.bytes {
+            logger.error(
+                "tus upload's file is shorter than its stored offset; it resumes from the file",
+                metadata: ["task": "\(record.id)", "offset": "\(record.bytes)", "file": "\(size)"])
+            record.bytes = size
+            _ = try? store.advance(
+                id: record.id, UploadProgress(offset: size, length: record.length), durable: durable)
+        } else if size > record.bytes {
+            _ = truncate(spool.dataPath(id: record.id), off_t(record.bytes))
+        }
         let reserved = max(record.length ?? record.bytes, record.bytes)
         capacity.adopt(tasks: 1, bytes: reserved, owner: record.owner)
+        // Free disk for the rest, if there is any to promise (a restart refuses nothing).
+        let rest = record.length.map { $0 - record.bytes } ?? 0
+        let promised: UInt64
+        do throws(SystemError) {
+            promised = try spool.promise(rest, keeping: 0) == nil ? rest : 0
+        } catch {
+            promised = 0
+        }
         let upload = ResumableUpload(
             id: record.id, request: record.request, owner: record.owner, quota: nil,
             metadata: record.uploadMetadata, reprDigests: ExpectedDigests(), sequence: record.sequence,
@@ -485,7 +551,7 @@ extension DeliveryService {
             state: .init(
                 offset: record.bytes, durableOffset: record.bytes, length: record.length,
                 sha256: record.bytes == 0 ? RunningDigest(.sha256) : nil, touchedAt: record.updatedAt,
-                reservedBytes: reserved, promisedLeft: 0))
+                reservedBytes: reserved, promisedLeft: promised))
         resumables.withLock { $0[record.id] = upload }
         return true
     }

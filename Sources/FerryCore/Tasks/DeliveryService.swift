@@ -348,17 +348,7 @@ public final class DeliveryService: Sendable {
             // removed, the task stays known (and counted) rather than its file unaccounted.
             update = try store.remove(
                 id: id, if: { allowed.contains($0.state) },
-                beforeCommit: { record in
-                    do throws(SystemError) {
-                        try spool.removeData(id: record.id)
-                        return true
-                    } catch  where error.errno == ENOENT {
-                        return true
-                    } catch {
-                        unlinkFailure = error
-                        return false
-                    }
-                })
+                beforeCommit: { [spool] record in spool.removeData(id: record.id, failure: &unlinkFailure) })
         } catch {
             throw .storage(error.description)
         }

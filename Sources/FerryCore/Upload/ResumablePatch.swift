@@ -73,27 +73,31 @@ public final class ResumablePatch: UploadBody, @unchecked Sendable {
         if let length, total > length { return .beyondLength(length) }
         if total > limits.maxBodySize { return .bodyTooLarge(limit: limits.maxBodySize) }
         if let limit = limits.tokenLimit, total > limit.bytes { return .forbidden(limit.refusal) }
-        if length == nil {
-            if let refusal = service.capacity.grow(
-                by: UInt64(count), owner: upload.owner, quota: upload.quota)
-            {
+        guard length == nil else { return nil }
+        // A deferred length reserves what arrives, while this request may still write (an
+        // upload that ended gives back only what it held then).
+        let (capacity, owner, quota) = (service.capacity, upload.owner, limits.quota)
+        return upload.state.withLock { state -> UploadRefusal? in
+            guard state.patch === self, !state.ended else { return .superseded }
+            if let refusal = capacity.grow(by: UInt64(count), owner: owner, quota: quota) {
                 return .capacity(refusal)
             }
-            upload.state.withLock { $0.reservedBytes += UInt64(count) }
+            state.reservedBytes += UInt64(count)
+            return nil
         }
-        return nil
     }
 
     public func write(_ count: Int, using write: (Int32) throws(SystemError) -> any HashableBytes)
         -> UploadRefusal?
     {
         let count = UInt64(count)
-        let unknownLength = length == nil
         let (descriptor, hasher, service) = (self.descriptor, self.hasher, self.service)
         let minFreeDisk = limits.minFreeDisk
         return upload.state.withLock { state -> UploadRefusal? in
             guard state.patch === self, !state.ended else { return .superseded }
-            if unknownLength, let available = try? service.spool.unpromisedBytes(),
+            // Bytes no promise covers (a deferred length, or a restart that found too little
+            // free disk to promise) are checked against --min-free-disk as they come.
+            if state.promisedLeft < count, let available = try? service.spool.unpromisedBytes(),
                 available < count || available - count < minFreeDisk
             {
                 return .insufficientStorage(
@@ -182,14 +186,18 @@ public struct ResumableLimits: Sendable {
     public var maxBodySize: UInt64
     /// The token's own `max_upload`, and how to refuse an upload past it.
     public var tokenLimit: (bytes: UInt64, refusal: AccessRefusal)?
+    /// The token's quota in the policy in force now (a deferred length grows against it).
+    public var quota: Capacity.Quota?
     /// `--min-free-disk`.
     public var minFreeDisk: UInt64
 
     public init(
-        maxBodySize: UInt64, tokenLimit: (bytes: UInt64, refusal: AccessRefusal)?, minFreeDisk: UInt64
+        maxBodySize: UInt64, tokenLimit: (bytes: UInt64, refusal: AccessRefusal)?, quota: Capacity.Quota?,
+        minFreeDisk: UInt64
     ) {
         self.maxBodySize = maxBodySize
         self.tokenLimit = tokenLimit
+        self.quota = quota
         self.minFreeDisk = minFreeDisk
     }
 }

@@ -186,6 +186,7 @@ struct TusRoutes {
                 case .gone: throw .unknownUpload(id)
                 case .offsetMismatch(let current): throw .offsetMismatch(current: current)
                 case .badLength(let reason): throw .badTusHeader(reason)
+                case .busy: throw .uploadLocked
                 case .refused(let refusal): throw APIError(refusal)
                 }
             }
@@ -255,7 +256,7 @@ struct TusRoutes {
                             token: rule.name, rule: "max_upload", detail: "more than \(limit) bytes")
                     )
                 }
-            }, minFreeDisk: configuration.minFreeDisk)
+            }, quota: rule?.quota, minFreeDisk: configuration.minFreeDisk)
     }
 
     private static func checkPatchType(_ head: HTTPRequestHead) throws(APIError) {
