@@ -91,7 +91,7 @@ extension DeliveryService {
             return next
         }
         let upload = ResumableUpload(
-            id: id, request: plan.request, owner: plan.owner, quota: plan.quota, metadata: plan.metadata,
+            id: id, request: plan.request, owner: plan.owner, metadata: plan.metadata,
             reprDigests: plan.reprDigests, sequence: sequence, requestID: plan.requestID,
             state: .init(
                 offset: 0, durableOffset: 0, length: plan.length, sha256: RunningDigest(.sha256),
@@ -545,7 +545,7 @@ extension DeliveryService {
             promised = 0
         }
         let upload = ResumableUpload(
-            id: record.id, request: record.request, owner: record.owner, quota: nil,
+            id: record.id, request: record.request, owner: record.owner,
             metadata: record.uploadMetadata, reprDigests: ExpectedDigests(), sequence: record.sequence,
             requestID: record.requestID,
             state: .init(

@@ -17,7 +17,6 @@ public final class ResumableUpload: Sendable {
     public let request: UploadRequest
     /// The token that created it (nil without `--tokens`): the only one that sees it.
     public let owner: String?
-    let quota: Capacity.Quota?
     /// tus's `Upload-Metadata` as sent, shown back on HEAD.
     public let metadata: String?
     /// RFC 9530 digests of the whole upload announced at creation (`Repr-Digest`).
@@ -50,13 +49,12 @@ public final class ResumableUpload: Sendable {
     let state: Mutex<State>
 
     init(
-        id: String, request: UploadRequest, owner: String?, quota: Capacity.Quota?, metadata: String?,
+        id: String, request: UploadRequest, owner: String?, metadata: String?,
         reprDigests: ExpectedDigests, sequence: UInt64, requestID: String?, state: State
     ) {
         self.id = id
         self.request = request
         self.owner = owner
-        self.quota = quota
         self.metadata = metadata
         self.reprDigests = reprDigests
         self.sequence = sequence
