@@ -51,6 +51,41 @@ final class NginxTests: XCTestCase {
         try Incus.remove(container: "c1", path: path)
     }
 
+    func testATusUploadCutOffThroughNginxResumesThroughNginx() throws {
+        let ferry = try FerryProcess()
+        let nginx = try Nginx(upstreamPort: ferry.port)
+        let path = "/tmp/tus-nginx-\(UInt32.random(in: 0...UInt32.max))"
+        let block = randomBytes(1 << 20)
+        let body = block + block + block
+        let location = try Tus.location(nginx, length: body.count, path: path)
+        XCTAssertTrue(location.hasPrefix("/files/"), location)
+        XCTAssertEqual(try Tus.patch(nginx, location, offset: 0, Array(body[0..<(1 << 20)])).status, 204)
+        // The second PATCH is cut off mid-body at the client: nginx (not buffering) has
+        // passed on what came, and closes its connection to Ferry.
+        let client = try RawHTTPClient(port: nginx.port)
+        try client.sendHead(
+            "PATCH", location,
+            [
+                Tus.resumable, Tus.patchType, ("Upload-Offset", String(1 << 20)),
+                ("Content-Length", String(2 << 20)),
+            ])
+        try client.send(Array(body[(1 << 20)..<(3 << 19)]))
+        try waitUntil("Ferry has bytes of the second PATCH") {
+            try Metrics.scrape(ferry)["ferry_upload_bytes_received_total{protocol=\"tus\"}"] ?? 0
+                > Double(1 << 20)
+        }
+        client.abort()
+        try ferry.waitForLog(containing: "upload aborted", "task=\(Tus.id(location))")
+        let offset = try Tus.offset(nginx, location)
+        XCTAssertGreaterThan(offset, 1 << 20, "what reached Ferry is kept")
+        let rest = try Tus.patch(nginx, location, offset: offset, Array(body[offset...]))
+        XCTAssertEqual(rest.status, 204)
+        XCTAssertEqual(nginx.clientBodyTempFiles(), [], "nginx buffered no PATCH to disk")
+        try waitUntil("delivered", timeout: 60) { try TaskAPI.state(ferry, Tus.id(location)) == "delivered" }
+        XCTAssertEqual(try Incus.sha256(container: "c1", path: path), try Command.sha256(body))
+        try Incus.remove(container: "c1", path: path)
+    }
+
     /// A refusal Ferry decides from the head, and what it answers.
     private struct Refusal {
         var name: String

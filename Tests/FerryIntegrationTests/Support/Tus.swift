@@ -1,6 +1,14 @@
 import Crypto
 import Foundation
 
+/// Something that answers HTTP on a loopback port: a Ferry, or an nginx in front of one.
+protocol HTTPEndpoint {
+    var port: UInt16 { get }
+}
+
+extension FerryProcess: HTTPEndpoint {}
+extension Nginx: HTTPEndpoint {}
+
 /// tus requests over raw sockets, as a tus client sends them.
 enum Tus {
     static let resumable = ("Tus-Resumable", "1.0.0")
@@ -13,7 +21,7 @@ enum Tus {
 
     /// Creates an upload to `container`:`path`; returns the answer.
     static func create(
-        _ ferry: FerryProcess, length: Int?, container: String = "c1", path: String,
+        _ ferry: some HTTPEndpoint, length: Int?, container: String = "c1", path: String,
         metadata extra: [(String, String)] = [], headers: [(String, String)] = [], body: [UInt8] = []
     ) throws -> RawResponse {
         var fields = [
@@ -26,7 +34,7 @@ enum Tus {
 
     /// Creates an upload and returns its `Location` (fails the test's setup if not 201).
     static func location(
-        _ ferry: FerryProcess, length: Int?, container: String = "c1", path: String,
+        _ ferry: some HTTPEndpoint, length: Int?, container: String = "c1", path: String,
         metadata extra: [(String, String)] = [], headers: [(String, String)] = []
     ) throws -> String {
         let response = try create(
@@ -39,7 +47,7 @@ enum Tus {
     }
 
     static func patch(
-        _ ferry: FerryProcess, _ location: String, offset: Int, _ body: [UInt8],
+        _ ferry: some HTTPEndpoint, _ location: String, offset: Int, _ body: [UInt8],
         headers: [(String, String)] = []
     ) throws -> RawResponse {
         try request(
@@ -47,7 +55,7 @@ enum Tus {
             body: body)
     }
 
-    static func head(_ ferry: FerryProcess, _ location: String, headers: [(String, String)] = []) throws
+    static func head(_ ferry: some HTTPEndpoint, _ location: String, headers: [(String, String)] = []) throws
         -> RawResponse
     {
         let client = try RawHTTPClient(port: ferry.port)
@@ -56,7 +64,8 @@ enum Tus {
     }
 
     /// The offset HEAD reports (fails the test's setup if it is not 200).
-    static func offset(_ ferry: FerryProcess, _ location: String, headers: [(String, String)] = []) throws
+    static func offset(_ ferry: some HTTPEndpoint, _ location: String, headers: [(String, String)] = [])
+        throws
         -> Int
     {
         let response = try head(ferry, location, headers: headers)
@@ -67,7 +76,7 @@ enum Tus {
     }
 
     static func request(
-        _ ferry: FerryProcess, _ method: String, _ target: String, _ headers: [(String, String)],
+        _ ferry: some HTTPEndpoint, _ method: String, _ target: String, _ headers: [(String, String)],
         body: [UInt8] = []
     ) throws -> RawResponse {
         let client = try RawHTTPClient(port: ferry.port)
