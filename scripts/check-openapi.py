@@ -267,8 +267,12 @@ class Checker:
             self.exchange("list, next page", "GET",
                           "/tasks?limit=1&after=" + urllib.parse.quote(page[2]["next"]), "/tasks", {200})
         self.exchange("list with a bad limit", "GET", "/tasks?limit=0", "/tasks", {400})
+        self.exchange("search by id", "GET", "/tasks?id_prefix=0", "/tasks", {200})
+        self.exchange("bulk retry of dead letters", "POST", "/tasks/retry?state=failed", "/tasks/retry", {200})
+        self.exchange("bulk action without state", "POST", "/tasks/retry", "/tasks/retry", {400})
         self.exchange("unknown task", "GET", "/tasks/unknown", "/tasks/{id}", {404})
         self.exchange("unknown task", "DELETE", "/tasks/unknown", "/tasks/{id}", {404})
+        self.exchange("bulk delete of dead letters", "DELETE", "/tasks?state=failed", "/tasks", {200})
         self.exchange("unknown route", "GET", "/nope", expect={404},
                       response=self.spec["components"]["responses"]["NoRoute"])
         self.exchange("wrong method", "PUT", "/upload", expect={405},

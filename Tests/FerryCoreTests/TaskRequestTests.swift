@@ -48,6 +48,10 @@ final class TaskRequestTests: XCTestCase {
             .success(
                 .list(.init(state: nil, limit: 100, after: nil, container: "web-1", pathPrefix: "/srv/app/")))
         )
+        XCTAssertEqual(
+            parse("id_prefix=0af3"),
+            .success(.list(.init(state: nil, limit: 100, after: nil, idPrefix: "0af3"))))
+        if case .success = parse("id_prefix=0AF3") { XCTFail("upper case is not an id") }
     }
 
     func testRoutesAndMethods() {
@@ -56,7 +60,18 @@ final class TaskRequestTests: XCTestCase {
         XCTAssertEqual(parse("DELETE", "/tasks/abc", nil), .success(.delete(id: "abc")))
         XCTAssertEqual(parse("POST", "/tasks/abc/retry", nil), .success(.retry(id: "abc")))
         XCTAssertEqual(parse("GET", "/tasks/abc/retry", nil), .failure(.methodNotAllowed(allowed: "POST")))
-        XCTAssertEqual(parse("POST", "/tasks", nil), .failure(.methodNotAllowed(allowed: "GET, HEAD")))
+        XCTAssertEqual(
+            parse("POST", "/tasks", nil), .failure(.methodNotAllowed(allowed: "GET, HEAD, DELETE")))
+        XCTAssertEqual(parse("DELETE", "/tasks", "state=failed"), .success(.deleteAll(container: nil)))
+        XCTAssertEqual(
+            parse("POST", "/tasks/retry", "state=failed&container=c1"), .success(.retryAll(container: "c1")))
+        XCTAssertEqual(
+            parse("DELETE", "/tasks", nil),
+            .failure(.badQuery("a bulk action needs state=failed (it acts on dead letters only)")))
+        XCTAssertEqual(
+            parse("POST", "/tasks/retry", "state=failed&after=abc"),
+            .failure(.badQuery("a bulk action takes state and container only")))
+        XCTAssertEqual(parse("GET", "/tasks/retry", nil), .failure(.methodNotAllowed(allowed: "POST")))
         XCTAssertEqual(
             parse("PUT", "/tasks/abc", nil), .failure(.methodNotAllowed(allowed: "GET, HEAD, DELETE")))
         for path in [

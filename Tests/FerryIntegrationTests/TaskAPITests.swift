@@ -48,6 +48,57 @@ final class TaskAPITests: XCTestCase {
         XCTAssertTrue(try TaskAPI.get(ferry, first)["last_error"] is NSNull)
     }
 
+    func testDeadLettersAreRetriedAndDeletedInBulkAndFoundById() throws {
+        let missing = [
+            "gone-\(UInt32.random(in: 0...UInt32.max))", "lost-\(UInt32.random(in: 0...UInt32.max))",
+        ]
+        let ferry = try FerryProcess(arguments: ["--max-attempts", "1"])
+        var ids: [String: [String]] = [:]
+        for (index, container) in [missing[0], missing[0], missing[0], missing[1], missing[1]].enumerated() {
+            let response = try Uploads.post(
+                to: ferry, [("X-Container-Name", container), ("X-File-Path", "/root/f\(index)")],
+                body: [UInt8(index)])
+            ids[container, default: []].append(Uploads.taskID(response))
+        }
+        let all = ids.values.flatMap { $0 }
+        try waitUntil("all five are dead letters", timeout: 60) {
+            try all.allSatisfy { try TaskAPI.state(ferry, $0) == "failed" }
+        }
+        // A search by id.
+        let one = all[0]
+        let found = try TaskAPI.request(ferry, "GET", "/tasks?id_prefix=\(one.prefix(8))")
+        XCTAssertEqual(found.status, 200)
+        XCTAssertTrue(
+            ((found.json["tasks"] as? [[String: Any]]) ?? []).contains { $0["id"] as? String == one })
+        XCTAssertEqual(try TaskAPI.request(ferry, "GET", "/tasks?id_prefix=XYZ").status, 400)
+
+        // Bulk actions name dead letters, and nothing else.
+        XCTAssertEqual(
+            try TaskAPI.request(ferry, "DELETE", "/tasks").status, 400, "never 'delete everything'")
+        XCTAssertEqual(try TaskAPI.request(ferry, "POST", "/tasks/retry?state=queued").status, 400)
+        XCTAssertEqual(try TaskAPI.request(ferry, "DELETE", "/tasks?state=failed&limit=2").status, 400)
+
+        let deleted = try TaskAPI.request(ferry, "DELETE", "/tasks?state=failed&container=\(missing[1])")
+        XCTAssertEqual(deleted.status, 200)
+        XCTAssertEqual(deleted.json["deleted"] as? Int, 2)
+        for id in ids[missing[1]] ?? [] {
+            XCTAssertEqual(try TaskAPI.request(ferry, "GET", "/tasks/\(id)").status, 404)
+        }
+        let retried = try TaskAPI.request(ferry, "POST", "/tasks/retry?state=failed")
+        XCTAssertEqual(retried.status, 200)
+        XCTAssertEqual(retried.json["retried"] as? Int, 3, "the three of the other container")
+        XCTAssertEqual(ferry.logLines(containing: "task retried").count, 3)
+        try waitUntil("they were pushed again and failed again", timeout: 60) {
+            try (ids[missing[0]] ?? []).allSatisfy {
+                let task = try TaskAPI.get(ferry, $0)
+                return task["state"] as? String == "failed" && task["attempts"] as? Int == 1
+            }
+        }
+        XCTAssertEqual(
+            try ferry.spoolContents().filter { $0.hasSuffix(".data") }.count, 3,
+            "the deleted ones' bytes are gone")
+    }
+
     func testFailedUploadIsADeadLetterThatCanBeRetriedOrDeleted() throws {
         let instance = "late-\(UInt32.random(in: 0...UInt32.max))"
         let ferry = try FerryProcess(arguments: ["--max-attempts", "3", "--retry-base", "10ms"])

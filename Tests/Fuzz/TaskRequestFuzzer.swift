@@ -28,9 +28,15 @@ public func fuzzTaskRequest(_ data: UnsafePointer<UInt8>, _ count: Int) -> CInt 
         check((1...TaskRequest.maximumLimit).contains(list.limit), "bounded limit", input)
         check(list.state.map(states.contains) ?? true, "a known state", input)
         check(list.after.map { !$0.isEmpty } ?? true, "a cursor names a task", input)
+        check(
+            list.idPrefix.map { (1...32).contains($0.utf8.count) } ?? true, "an id prefix is an id's", input)
     case .success(.show(let id)), .success(.delete(let id)), .success(.retry(let id)):
         check(!id.isEmpty && !id.contains("/"), "one path segment as id", input)
         check(path.hasPrefix("/tasks/\(id)"), "the id comes from the path", input)
+    case .success(.retryAll(let container)), .success(.deleteAll(let container)):
+        check(path == "/tasks" || path == "/tasks/retry", "bulk actions on the collection", input)
+        check(query?.contains("state=failed") == true, "bulk actions name dead letters", input)
+        check(container.map { !$0.isEmpty } ?? true, "a named container", input)
     case .failure:
         break
     }

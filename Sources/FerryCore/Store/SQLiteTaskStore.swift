@@ -354,6 +354,12 @@ public final class SQLiteTaskStore: TaskStore {
                 values.append(.text(prefix))
                 values.append(.text(prefix))
             }
+            if let prefix = query.idPrefix, !prefix.isEmpty {
+                // A range on the unique index of ids (ids are lowercase hex).
+                clauses.append("id >= ? AND id < (? || 'g')")
+                values.append(.text(prefix))
+                values.append(.text(prefix))
+            }
             values.append(.integer(Int64(query.limit)))
             return try connection.statement(
                 "SELECT \(Self.columns) FROM tasks WHERE \(clauses.joined(separator: " AND ")) ORDER BY sequence LIMIT ?"

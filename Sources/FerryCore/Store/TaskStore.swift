@@ -111,14 +111,17 @@ public struct TaskQuery: Sendable, Equatable {
     public var container: String?
     /// Only tasks whose destination starts with this (byte for byte).
     public var pathPrefix: String?
+    /// Only tasks whose id starts with this.
+    public var idPrefix: String?
     /// A task id: the page starts after it.
     public var after: String?
     public var limit: Int
 
     public init(
         state: TaskState? = nil, owner: String? = nil, container: String? = nil, pathPrefix: String? = nil,
-        after: String? = nil, limit: Int
+        idPrefix: String? = nil, after: String? = nil, limit: Int
     ) {
+        self.idPrefix = idPrefix
         self.state = state
         self.owner = owner
         self.container = container

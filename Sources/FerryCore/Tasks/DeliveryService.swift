@@ -362,6 +362,86 @@ public final class DeliveryService: Sendable {
         logger.info("task deleted", metadata: ["task": "\(id)", "state": "\(removed.state.rawValue)"])
     }
 
+    /// What a bulk action did: how many tasks it changed, and what stopped it early (a
+    /// full queue, say), if anything.
+    public struct BulkOutcome: Sendable {
+        public var count = 0
+        public var stoppedBy: TaskActionError?
+    }
+
+    /// Retries every failed task `viewer` may see (of one container, if named), oldest
+    /// first, until the queue's bounds stop it. Tasks whose rule no longer allows them are
+    /// left as they are.
+    public func retryAll(
+        viewer: String?, container: String?, authorize: ((TaskRecord) -> AccessRefusal?)?,
+        quota: Capacity.Quota?
+    ) -> BulkOutcome {
+        forEachFailed(viewer: viewer, container: container) { record throws(TaskActionError) in
+            try retry(id: record.id, viewer: viewer, authorize: authorize, quota: quota)
+        }
+    }
+
+    /// Deletes every failed task `viewer` may see (of one container, if named).
+    public func deleteAll(viewer: String?, container: String?, authorize: ((TaskRecord) -> AccessRefusal?)?)
+        -> BulkOutcome
+    {
+        forEachFailed(viewer: viewer, container: container) { record throws(TaskActionError) in
+            try delete(id: record.id, viewer: viewer, authorize: authorize)
+        }
+    }
+
+    /// Calls `action` on each task that was failed when the bulk action began, a page at a
+    /// time, oldest first. A task that another request changed meanwhile, or whose rule
+    /// refuses, is skipped; a bound or a storage failure stops the whole.
+    ///
+    /// Paging: a task acted on leaves the failed ones, so each page is read again after the
+    /// last task *skipped* (which stays failed): every page either acts or moves on.
+    private func forEachFailed(
+        viewer: String?, container: String?, _ action: (TaskRecord) throws(TaskActionError) -> Void
+    ) -> BulkOutcome {
+        let pageSize = 500
+        let began = WallClock.now()
+        var outcome = BulkOutcome()
+        var cursor: String?
+        while true {
+            let page: [TaskRecord]
+            do throws(StoreError) {
+                guard
+                    let found = try store.list(
+                        TaskQuery(
+                            state: .failed, owner: viewer, container: container, after: cursor,
+                            limit: pageSize))
+                else { return outcome }  // the cursor's task went meanwhile
+                page = found
+            } catch {
+                outcome.stoppedBy = .storage(error.description)
+                return outcome
+            }
+            for record in page {
+                // One that failed again after a retry here waits for the next bulk action.
+                guard record.updatedAt <= began else {
+                    cursor = record.id
+                    continue
+                }
+                do throws(TaskActionError) {
+                    try action(record)
+                    outcome.count += 1
+                } catch {
+                    switch error {
+                    case .wrongState, .forbidden:
+                        cursor = record.id
+                    case .unknownTask:
+                        continue  // gone meanwhile: no cursor (a cursor must exist)
+                    case .capacity, .storage:
+                        outcome.stoppedBy = error
+                        return outcome
+                    }
+                }
+            }
+            if page.count < pageSize { return outcome }
+        }
+    }
+
     private func taskForAction(id: String, viewer: String?) throws(TaskActionError) -> TaskRecord {
         let record: TaskRecord?
         do {

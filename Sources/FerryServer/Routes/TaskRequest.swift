@@ -12,6 +12,10 @@ enum TaskRequest: Equatable {
     case delete(id: String)
     /// `POST /tasks/ID/retry`.
     case retry(id: String)
+    /// `POST /tasks/retry?state=failed[&container=C]`: every failed task (of the asker).
+    case retryAll(container: String?)
+    /// `DELETE /tasks?state=failed[&container=C]`: every failed task (of the asker).
+    case deleteAll(container: String?)
 
     /// Why a request is not a task request Ferry can answer.
     enum Problem: Error, Equatable {
@@ -29,6 +33,15 @@ enum TaskRequest: Equatable {
         var container: String?
         /// Only tasks whose destination starts with this.
         var pathPrefix: String?
+        /// Only tasks whose id starts with this (a search by id).
+        var idPrefix: String?
+        /// The parameters given (not part of what the query means: not compared).
+        var keys: Set<String> = []
+
+        static func == (lhs: ListQuery, rhs: ListQuery) -> Bool {
+            (lhs.state, lhs.limit, lhs.after, lhs.container, lhs.pathPrefix, lhs.idPrefix)
+                == (rhs.state, rhs.limit, rhs.after, rhs.container, rhs.pathPrefix, rhs.idPrefix)
+        }
     }
 
     static let defaultLimit = 100
@@ -48,8 +61,13 @@ enum TaskRequest: Equatable {
         let reading = method == "GET" || method == "HEAD"
         switch rest.count {
         case 0:
-            guard reading else { return .failure(.methodNotAllowed(allowed: "GET, HEAD")) }
+            if method == "DELETE" { return parseBulk(query, states: states).map(TaskRequest.deleteAll) }
+            guard reading else { return .failure(.methodNotAllowed(allowed: "GET, HEAD, DELETE")) }
             return parseList(query, states: states).map(TaskRequest.list)
+        case 1 where rest[0] == "retry":
+            // No task has this id (ids are hex): the collection's own action.
+            guard method == "POST" else { return .failure(.methodNotAllowed(allowed: "POST")) }
+            return parseBulk(query, states: states).map(TaskRequest.retryAll)
         case 1 where !rest[0].isEmpty:
             let id = String(rest[0])
             if reading { return .success(.show(id: id)) }
@@ -63,8 +81,22 @@ enum TaskRequest: Equatable {
         }
     }
 
-    /// `state=S&limit=N&after=ID&container=C&path_prefix=P`, percent-decoded; empty pairs
-    /// (`&&`) are ignored.
+    /// A bulk action's query: `state=failed` (required: a bulk action on other states is
+    /// not offered, and an empty query must never mean "all") and `container=C`.
+    static func parseBulk(_ query: String?, states: [String]) -> Result<String?, Problem> {
+        parseList(query, states: states).flatMap { list in
+            guard list.state == "failed" else {
+                return .failure(.badQuery("a bulk action needs state=failed (it acts on dead letters only)"))
+            }
+            guard list.keys.isSubset(of: ["state", "container"]) else {
+                return .failure(.badQuery("a bulk action takes state and container only"))
+            }
+            return .success(list.container)
+        }
+    }
+
+    /// `state=S&limit=N&after=ID&container=C&path_prefix=P&id_prefix=I`, percent-decoded;
+    /// empty pairs (`&&`) are ignored.
     static func parseList(_ query: String?, states: [String]) -> Result<ListQuery, Problem> {
         var result = ListQuery(state: nil, limit: defaultLimit, after: nil)
         var seen: Set<String> = []
@@ -107,10 +139,18 @@ enum TaskRequest: Equatable {
                     return .failure(.badQuery("path_prefix must be an absolute path (start with /)"))
                 }
                 result.pathPrefix = value
+            case "id_prefix":
+                guard (1...32).contains(value.utf8.count),
+                    value.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) })
+                else {
+                    return .failure(.badQuery("id_prefix must be 1-32 lowercase hex digits"))
+                }
+                result.idPrefix = value
             default:
                 return .failure(.badQuery("unknown query parameter \(quoted(key))"))
             }
         }
+        result.keys = seen
         return .success(result)
     }
 

@@ -59,6 +59,18 @@ struct TaskRoutes {
                     return Self.apiError(error).response
                 }
             })
+        case .success(.retryAll(let container)):
+            return .success({ [service] in
+                let outcome = service.retryAll(
+                    viewer: viewer, container: container, authorize: authorizeRetry, quota: rule?.quota)
+                return Self.bulkAnswer(["retried": outcome.count], outcome.stoppedBy)
+            })
+        case .success(.deleteAll(let container)):
+            return .success({ [service] in
+                let outcome = service.deleteAll(
+                    viewer: viewer, container: container, authorize: authorizeDelete)
+                return Self.bulkAnswer(["deleted": outcome.count], outcome.stoppedBy)
+            })
         case .success(.retry(let id)):
             return .success({ [service] in
                 do throws(TaskActionError) {
@@ -93,7 +105,8 @@ struct TaskRoutes {
             found = try service.list(
                 TaskQuery(
                     state: query.state.flatMap(TaskState.init(rawValue:)), owner: viewer,
-                    container: query.container, pathPrefix: query.pathPrefix, after: query.after,
+                    container: query.container, pathPrefix: query.pathPrefix, idPrefix: query.idPrefix,
+                    after: query.after,
                     limit: query.limit + 1))
         } catch {
             return APIError.serverFault(error.description).response
@@ -106,6 +119,15 @@ struct TaskRoutes {
         }
         let page = records.prefix(query.limit).map(TaskView.init)
         return JSON.response(200, Page(tasks: page, next: records.count > query.limit ? page.last?.id : nil))
+    }
+
+    /// 200 with the count, or, when a bound or a failure stopped the action part-way, the
+    /// refusal's status with the count so far.
+    private static func bulkAnswer(_ counts: [String: Int], _ stoppedBy: TaskActionError?) -> HTTPResponse {
+        guard let stoppedBy else { return JSON.response(200, counts) }
+        var answer = apiError(stoppedBy).response
+        answer.headers.append(contentsOf: counts.map { ("X-Ferry-\($0.key.capitalized)", String($0.value)) })
+        return answer
     }
 
     private static func apiError(_ error: TaskActionError) -> APIError {
