@@ -263,6 +263,15 @@ public final class Spool: Sendable {
         return available > promised ? available - promised : 0
     }
 
+    /// Why writing `count` bytes that no promise covers would eat into `reserve`, or nil
+    /// when they fit (or the free space cannot be read: the write itself will tell).
+    public func refusalOfUnpromised(_ count: UInt64, keeping reserve: UInt64) -> String? {
+        guard let available = try? unpromisedBytes(), available < count || available - count < reserve else {
+            return nil
+        }
+        return "\(available) bytes free and not promised to other uploads, \(reserve) kept in reserve"
+    }
+
     /// Part of a promise is kept (the bytes were written) or given up (the upload ended).
     public func settle(_ bytes: UInt64) {
         promised.withLock { $0 -= min($0, bytes) }

@@ -163,21 +163,30 @@ extension DeliveryService {
     /// Makes `offset` bytes of `upload` durable: its file synced (with `--fsync`), then
     /// the offset stored.
     private func store(_ offset: UInt64, length: UInt64?, of upload: ResumableUpload) throws(UploadRefusal) {
-        if durable {
+        guard try store(UploadProgress(offset: offset, length: length), of: upload) != nil else {
+            throw .storage("upload \(upload.id) is no longer receiving")
+        }
+    }
+
+    /// Syncs `upload`'s file (with `--fsync`, unless `bytesSynced`: a creation has just
+    /// synced it with its name), then stores `progress`.
+    ///
+    /// - Returns: the record after it; nil when the upload is no longer receiving.
+    private func store(_ progress: UploadProgress, of upload: ResumableUpload, bytesSynced: Bool = false)
+        throws(UploadRefusal) -> TaskRecord?
+    {
+        if durable && !bytesSynced {
             do throws(SystemError) {
                 try spool.syncData(id: upload.id)
             } catch {
                 throw UploadRefusal(error)
             }
         }
-        let advanced: TaskRecord?
         do throws(StoreError) {
-            advanced = try store.advance(
-                id: upload.id, UploadProgress(offset: offset, length: length), durable: durable)
+            return try store.advance(id: upload.id, progress, durable: durable)
         } catch {
             throw UploadRefusal(error)
         }
-        if advanced == nil { throw .storage("upload \(upload.id) is no longer receiving") }
     }
 
     // MARK: PATCH
@@ -290,7 +299,7 @@ extension DeliveryService {
                 if state.offset == state.length {
                     return try complete(
                         upload, &state, checking: patch.wholeUploadDigests,
-                        rollingBackTo: (patch.startOffset, patch.startSHA256)
+                        rollingBackTo: (patch.startOffset, patch.startSHA256), bytesSynced: patch.isCreation
                     ).map { .success($0) } ?? .failure(.storage("upload \(upload.id) is no longer receiving"))
                 }
                 if !patch.isCreation {
@@ -346,7 +355,7 @@ extension DeliveryService {
     /// - Returns: the outcome; nil when the store no longer knows the upload.
     private func complete(
         _ upload: ResumableUpload, _ state: inout ResumableUpload.State, checking expected: ExpectedDigests,
-        rollingBackTo start: (offset: UInt64, sha256: RunningDigest?)?
+        rollingBackTo start: (offset: UInt64, sha256: RunningDigest?)?, bytesSynced: Bool = false
     ) throws(UploadRefusal) -> PatchOutcome? {
         var computed: [DigestAlgorithm: [UInt8]] = [:]
         if let sha256 = state.sha256, !expected.algorithms.contains(.sha512) {
@@ -366,24 +375,9 @@ extension DeliveryService {
             }
             throw .digestMismatch(field: mismatch.field, algorithm: mismatch.algorithm)
         }
-        let sha256 = computed[.sha256]?.hexString
-        if durable {
-            do throws(SystemError) {
-                try spool.syncData(id: upload.id)
-            } catch {
-                throw UploadRefusal(error)
-            }
-        }
-        let record: TaskRecord?
-        do throws(StoreError) {
-            record = try store.advance(
-                id: upload.id,
-                UploadProgress(offset: state.offset, length: state.length, completedWith: sha256),
-                durable: durable)
-        } catch {
-            throw UploadRefusal(error)
-        }
-        guard let record else { return nil }
+        let progress = UploadProgress(
+            offset: state.offset, length: state.length, completedWith: computed[.sha256]?.hexString)
+        guard let record = try store(progress, of: upload, bytesSynced: bytesSynced) else { return nil }
         state.ended = true
         resumables.withLock { $0[upload.id] = nil }
         spool.settle(state.promisedLeft)

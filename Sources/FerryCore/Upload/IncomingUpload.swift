@@ -81,12 +81,10 @@ public final class IncomingUpload: @unchecked Sendable {
     {
         guard let file else { return .storage("the upload has ended") }
         let count = UInt64(count)
-        if plan.announcedLength == nil, let available = try? service.spool.unpromisedBytes(),
-            available < count || available - count < plan.minFreeDisk
+        if plan.announcedLength == nil,
+            let reason = service.spool.refusalOfUnpromised(count, keeping: plan.minFreeDisk)
         {
-            return .insufficientStorage(
-                "\(available) bytes free and not promised to other uploads, \(plan.minFreeDisk) kept in reserve"
-            )
+            return .insufficientStorage(reason)
         }
         do {
             hasher.feed(try write(file.descriptor))

@@ -97,12 +97,10 @@ public final class ResumablePatch: UploadBody, @unchecked Sendable {
             guard state.patch === self, !state.ended else { return .superseded }
             // Bytes no promise covers (a deferred length, or a restart that found too little
             // free disk to promise) are checked against --min-free-disk as they come.
-            if state.promisedLeft < count, let available = try? service.spool.unpromisedBytes(),
-                available < count || available - count < minFreeDisk
+            if state.promisedLeft < count,
+                let reason = service.spool.refusalOfUnpromised(count, keeping: minFreeDisk)
             {
-                return .insufficientStorage(
-                    "\(available) bytes free and not promised to other uploads, \(minFreeDisk) kept in reserve"
-                )
+                return .insufficientStorage(reason)
             }
             do throws(SystemError) {
                 hasher.feed(try write(descriptor))
