@@ -87,6 +87,8 @@ final class TaskAPITests: XCTestCase {
         let retried = try TaskAPI.request(ferry, "POST", "/tasks/retry?state=failed")
         XCTAssertEqual(retried.status, 200)
         XCTAssertEqual(retried.json["retried"] as? Int, 3, "the three of the other container")
+        // The log is read from Ferry's stderr as it comes: it may trail the answer.
+        try waitUntil("three retries are logged") { ferry.logLines(containing: "task retried").count >= 3 }
         XCTAssertEqual(ferry.logLines(containing: "task retried").count, 3)
         try waitUntil("they were pushed again and failed again", timeout: 60) {
             try (ids[missing[0]] ?? []).allSatisfy {
