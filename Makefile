@@ -1,5 +1,5 @@
 # Ferry: see README.md. Every target installs what it needs on Debian 12.
-SWIFT_FORMAT_PATHS = Package.swift Sources Tests
+SWIFT_FORMAT_PATHS = Package.swift Sources Tests Plugins
 
 .PHONY: all build run test lint format deps clean bench fuzz install
 

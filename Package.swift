@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 let package = Package(
@@ -49,12 +49,18 @@ let package = Package(
         .target(
             name: "FerryServer",
             dependencies: [
-                "FerryHTTP", "FerryCore",
+                "FerryHTTP", "FerryCore", "FerryConsole",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
+        // The web console at /ui/: the files under Sources/FerryConsole/assets, built into
+        // the binary by the EmbedConsoleAssets plugin.
+        .target(
+            name: "FerryConsole", exclude: ["assets"], plugins: [.plugin(name: "EmbedConsoleAssets")]),
+        .executableTarget(name: "EmbedAssets"),
+        .plugin(name: "EmbedConsoleAssets", capability: .buildTool(), dependencies: ["EmbedAssets"]),
         .executableTarget(
             name: "ferry",
             dependencies: [

@@ -261,6 +261,7 @@ class Checker:
             self.report("task from Location", ["no Location from the upload; task checks skipped"])
 
         self.check_tus(container, file_path)
+        self.check_console(container, file_path)
         self.exchange("list", "GET", "/tasks", "/tasks", {200})
         page = self.exchange("list, one per page", "GET", "/tasks?limit=1", "/tasks", {200})
         if page and page[0] == 200 and isinstance(page[2], dict) and page[2].get("next"):
@@ -335,6 +336,56 @@ class Checker:
                        "X-Host-Path": "ferry-openapi-digest.txt",
                        "Content-Digest": "sha-256=:" + base64.b64encode(bytes(32)).decode() + ":"},
                       b"not the digest\n")
+
+    def check_console(self, container, file_path):
+        """/stats, /deliveries, /ui/, and /events read while an upload goes through."""
+        self.exchange("stats", "GET", "/stats", "/stats", {200})
+        self.exchange("stats with a query", "GET", "/stats?x=1", "/stats", {400})
+        self.exchange("pauses", "GET", "/deliveries", "/deliveries", {200})
+        self.exchange("pause a container", "POST", "/deliveries/pause?container=" + container,
+                      "/deliveries/pause", {200})
+        self.exchange("pause with a bad name", "POST", "/deliveries/pause?container=-x",
+                      "/deliveries/pause", {400})
+        self.exchange("resume everything", "POST", "/deliveries/resume", "/deliveries/resume", {200})
+        self.exchange("console", "GET", "/ui/", "/ui/", {200}, auth=False)
+
+        # /events: the stream's events, each against TaskEvent, while an upload is delivered.
+        events = []
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            stream = urllib.request.urlopen(
+                urllib.request.Request(self.base_url + "/events", headers=headers), timeout=self.timeout)
+        except OSError as error:
+            self.report("GET /events", [f"no answer: {error}"])
+            return
+        problems = []
+        with stream:
+            if stream.status != 200 or not stream.headers.get("Content-Type", "").startswith(
+                    "text/event-stream"):
+                problems.append(f"status {stream.status}, Content-Type {stream.headers.get('Content-Type')}")
+            stream.readline()  # retry:
+            answer = self.exchange("upload heard on /events", "POST", "/upload", "/upload", {202}, {
+                "X-Container-Name": container, "X-File-Path": file_path,
+                "X-Host-Path": "ferry-openapi-events.txt"}, b"events\n")
+            task = answer[2].get("id") if answer and isinstance(answer[2], dict) else None
+            deadline = time.monotonic() + self.timeout
+            schema = self.spec["components"]["schemas"]["TaskEvent"]
+            while task and time.monotonic() < deadline:
+                line = stream.readline().decode("utf-8", "replace")
+                if not line.startswith("data: "):
+                    continue
+                event = json.loads(line[6:])
+                if event.get("id") != task:
+                    continue
+                error = self.schema_error(schema, event)
+                if error:
+                    problems.append(f"event {event}: {error}")
+                events.append(event["state"])
+                if event["state"] in ("delivered", "failed"):
+                    break
+        if not events or events[0] != "queued" or events[-1] not in ("delivered", "failed"):
+            problems.append(f"the upload's events were {events}")
+        self.report("GET /events", problems, [" -> ".join(events)])
 
     def quiet_state(self, task_path):
         status, headers, raw = self.request("GET", task_path)

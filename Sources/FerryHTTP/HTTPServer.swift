@@ -179,9 +179,10 @@ public final class HTTPServer: @unchecked Sendable {
     public static var headsTimedOut: Int { headTimeouts.load(ordering: .relaxed) }
     private static let headTimeouts = Atomic(0)
 
-    /// Requests whose body is being read or whose answer is being prepared.
+    /// Requests whose body is being read, whose answer is being prepared, or whose
+    /// streamed answer is being written.
     public var requestsInProgress: Int {
-        exchanges.values.filter { $0.state == .streaming || $0.state == .finishing }.count
+        exchanges.values.filter { [.streaming, .finishing, .sendingStream].contains($0.state) }.count
     }
 
     // MARK: - libevent callbacks
@@ -388,6 +389,17 @@ public final class HTTPServer: @unchecked Sendable {
             exchange.consumer?.abort(reason: "the client closed the connection mid-body")
             exchange.consumer = nil
         }
+        if let stream = exchange.stream {
+            // A streamed answer's client left (or was dropped as too slow).
+            exchange.stream = nil
+            exchanges[request] = nil
+            exchange.state = .released
+            // Detached, the request is ours to free: "ending" a request without a
+            // connection frees it.
+            if detached { evhttp_send_reply_end(request) }
+            stream.stopped()
+            return
+        }
         if detached {
             exchange.connectionLost = true
             switch exchange.state {
@@ -398,7 +410,7 @@ public final class HTTPServer: @unchecked Sendable {
                 // "the user" after our answer (resetting userdone) and so left it to us.
                 exchanges[request] = nil
                 evhttp_request_free(request)
-            case .finishing, .released:
+            case .finishing, .released, .sendingStream:
                 break
             }
         } else {
@@ -432,6 +444,13 @@ public final class HTTPServer: @unchecked Sendable {
         if closing {
             evhttp_add_header(output, "Connection", "close")
         }
+        if let stream = response.stream, exchange.head.method != "HEAD", !closing {
+            exchange.state = .sendingStream
+            exchange.stream = stream
+            evhttp_send_reply_start(request, Int32(response.status), nil)
+            stream.started(HTTPStreamWriter(server: self, exchange: exchange))
+            return
+        }
         let body = evbuffer_new()
         defer { evbuffer_free(body) }
         if exchange.head.method == "HEAD" {
@@ -444,6 +463,38 @@ public final class HTTPServer: @unchecked Sendable {
     }
 }
 
+extension HTTPServer {
+    /// The most a streamed answer may have waiting to be written: a client that reads
+    /// slower than its events come is let go, not buffered for.
+    static let streamBacklog = 1 << 20
+
+    /// Writes `bytes` as a chunk of the streamed answer of `exchange`, if it still goes on.
+    func writeChunk(_ bytes: [UInt8], to exchange: Exchange) {
+        guard exchange.state == .sendingStream, !bytes.isEmpty,
+            let connection = evhttp_request_get_connection(exchange.request),
+            let events = evhttp_connection_get_bufferevent(connection)
+        else { return }
+        if evbuffer_get_length(bufferevent_get_output(events)) > Self.streamBacklog {
+            // The close callback stops the stream and forgets the request.
+            evhttp_connection_free(connection)
+            return
+        }
+        let chunk = evbuffer_new()
+        defer { evbuffer_free(chunk) }
+        bytes.withUnsafeBytes { _ = evbuffer_add(chunk, $0.baseAddress, $0.count) }
+        evhttp_send_reply_chunk(exchange.request, chunk)
+    }
+
+    /// Ends the streamed answer of `exchange`, if it still goes on.
+    func endStream(_ exchange: Exchange) {
+        guard exchange.state == .sendingStream else { return }
+        exchange.state = .answered
+        exchange.stream = nil
+        // libevent's on-complete callback forgets the exchange once the end is written.
+        evhttp_send_reply_end(exchange.request)
+    }
+}
+
 /// One request's state on the server side. Touched only on the loop's thread; it crosses
 /// threads only inside closures that ``EventLoop/execute(_:)`` runs back on that thread.
 final class Exchange: @unchecked Sendable {
@@ -452,6 +503,8 @@ final class Exchange: @unchecked Sendable {
         case streaming
         /// The body is complete; the consumer is preparing the answer.
         case finishing
+        /// The head of a streamed answer was written; its body is being written.
+        case sendingStream
         /// The answer was handed to libevent.
         case answered
         /// libevent freed the request (its connection died); it must not be touched.
@@ -464,6 +517,8 @@ final class Exchange: @unchecked Sendable {
     var bytesReceived = 0
     var state = State.streaming
     var consumer: HTTPBodyConsumer?
+    /// The source of a streamed answer's body, while it is written.
+    var stream: (any HTTPResponseStream)?
     var connectionLost = false
     /// A duplicate of the socket, kept for a lingering close after an early answer.
     var lingering: Int32?

@@ -12,6 +12,9 @@ final class FerryRouter: HTTPHandler, Sendable {
     private let service: DeliveryService
     private let tasks: TaskRoutes
     private let tus: TusRoutes
+    private let stats: StatsRoute
+    private let deliveries: DeliveryRoutes
+    private let events: EventRoutes
     private let crossOrigin: CrossOrigin
     private let authorizer: Authorizer?
     private let readiness: Readiness
@@ -30,6 +33,9 @@ final class FerryRouter: HTTPHandler, Sendable {
         self.service = service
         self.tasks = TaskRoutes(service: service)
         self.tus = TusRoutes(service: service, configuration: configuration, metrics: metrics)
+        self.stats = StatsRoute(service: service, readiness: readiness, metrics: metrics)
+        self.deliveries = DeliveryRoutes(service: service)
+        self.events = EventRoutes(hub: service.events)
         self.crossOrigin = CrossOrigin(origins: configuration.corsOrigins)
         self.authorizer = authorizer
         self.readiness = readiness
@@ -38,10 +44,14 @@ final class FerryRouter: HTTPHandler, Sendable {
         self.logger = logger
     }
 
-    /// Set when shutdown begins: new requests are refused, those in progress finish.
+    /// Set when shutdown begins: new requests are refused, those in progress finish, and
+    /// `/events` streams end (they would hold the shutdown until its deadline).
     var draining: Bool {
         get { isDraining.load(ordering: .relaxed) }
-        set { isDraining.store(newValue, ordering: .relaxed) }
+        set {
+            isDraining.store(newValue, ordering: .relaxed)
+            if newValue { events.endAll() }
+        }
     }
 
     func malformed(_ head: HTTPRequestHead, _ problem: MalformedHead) -> HTTPResponse {
@@ -89,7 +99,10 @@ final class FerryRouter: HTTPHandler, Sendable {
     /// would make a label per request).
     static func routeName(_ path: String) -> String {
         switch path {
-        case "/upload", "/healthz", "/readyz", "/metrics", "/tasks": return path
+        case "/upload", "/healthz", "/readyz", "/metrics", "/tasks", StatsRoute.path, EventRoutes.path,
+            "/deliveries", "/deliveries/pause", "/deliveries/resume":
+            return path
+        case _ where ConsoleRoutes.matches(path): return "/ui/"
         case _ where TusRoutes.matches(path):
             return TusRoutes.uploadID(path) == nil ? "/files/" : "/files/{id}"
         case _ where path.hasPrefix("/tasks/"):
@@ -131,14 +144,30 @@ final class FerryRouter: HTTPHandler, Sendable {
             // /metrics counts tasks in the store: never on a loop's thread.
             return .accept(Answer(probe, offLoop: head.path == "/metrics"))
         }
-        if TaskRoutes.matches(head.path) {
+        if ConsoleRoutes.matches(head.path) {
+            guard head.method == "GET" || head.method == "HEAD" else {
+                return refuse(.methodNotAllowed(allowed: "GET, HEAD"), head)
+            }
+            if let refusal = Self.bodyRefusal(head) { return refuse(refusal, head) }
+            return .accept(Answer { ConsoleRoutes.answer(head) })
+        }
+        let api: ((HTTPRequestHead, TokenRule?) -> Result<@Sendable () -> HTTPResponse, APIError>)? =
+            switch head.path {
+            case _ where TaskRoutes.matches(head.path): tasks.route
+            case _ where DeliveryRoutes.matches(head.path): deliveries.route
+            case StatsRoute.path: stats.route
+            case EventRoutes.path: events.route
+            default: nil
+            }
+        if let api {
             // Authentication first: a stranger learns nothing from how a body is judged.
             let route = authenticate(head).flatMap { rule in
-                Self.bodyRefusal(head).map { .failure($0) } ?? tasks.route(head, rule: rule)
+                Self.bodyRefusal(head).map { .failure($0) } ?? api(head, rule)
             }
             switch route {
-            // Task routes read the store and touch the spool: never on a loop's thread.
-            case .success(let answer): return .accept(Answer(answer, offLoop: true))
+            // These read the store and touch the spool: never on a loop's thread (an event
+            // stream's answer only subscribes).
+            case .success(let answer): return .accept(Answer(answer, offLoop: head.path != EventRoutes.path))
             case .failure(let error): return refuse(error, head)
             }
         }
@@ -150,6 +179,8 @@ final class FerryRouter: HTTPHandler, Sendable {
         if path == "/upload" { return "POST" }
         if TusRoutes.matches(path) { return TusRoutes.methods(path) }
         if TaskRoutes.matches(path) { return "GET, POST, DELETE" }
+        if DeliveryRoutes.matches(path) { return "GET, POST" }
+        if path == StatsRoute.path || path == EventRoutes.path { return "GET" }
         return nil
     }
 
@@ -166,7 +197,12 @@ final class FerryRouter: HTTPHandler, Sendable {
         case "/healthz":
             return { JSON.response(200, ["status": "serving"]) }
         case "/readyz":
-            return { [readiness] in Self.readinessAnswer(readiness.report) }
+            return { [readiness, service] in
+                // A pause is shown, and never makes Ferry unready: it is an operator's choice.
+                var report = readiness.report
+                report.checks["deliveries"] = PausesView(service.pausedDeliveries).readinessCheck
+                return Self.readinessAnswer(report)
+            }
         case "/metrics":
             return { [metrics, service, readiness] in
                 HTTPResponse(

@@ -34,13 +34,13 @@ final class UploadStream<Upload: UploadBody>: HTTPBodyConsumer {
         self.metrics = metrics
         self.answer = answer
         bytesReceived = metrics.uploadBytes(protocolName)
-        metrics.uploadsInFlight.add(1, ordering: .relaxed)
+        metrics.uploadsInFlight.started(owner: upload.owner)
     }
 
     deinit {
         // A stream dropped without an end (the connection went away) gives all back.
         upload.abandon()
-        metrics.uploadsInFlight.subtract(1, ordering: .relaxed)
+        metrics.uploadsInFlight.ended(owner: upload.owner)
     }
 
     func consume(_ chunk: BodyChunk) -> HTTPBodyVerdict {

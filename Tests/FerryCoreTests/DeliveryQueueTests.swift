@@ -1,4 +1,6 @@
 import FerryCore
+import Foundation
+import Synchronization
 import XCTest
 
 /// How the queue hands out batches: one container directory, distinct destinations, and a
@@ -26,6 +28,45 @@ final class DeliveryQueueTests: XCTestCase {
         XCTAssertEqual(queue.next(limit: 64).map(\.id), ["4"])
         XCTAssertEqual(queue.next(limit: 64).map(\.id), ["5"])
         XCTAssertEqual(queue.depth, 0)
+    }
+
+    func testAPausedContainersTasksWaitWhileOthersGoAndGoInOrderOnResume() {
+        let queue = DeliveryQueue()
+        queue.apply(.pause(container: "c1"), at: 100)
+        queue.enqueue(task("1", "/srv/a"))
+        queue.enqueue(task("2", "/srv/b", container: "c2"))
+        queue.enqueue(task("3", "/srv/c"))
+        XCTAssertEqual(queue.next(limit: 64).map(\.id), ["2"], "c1 is paused")
+        XCTAssertEqual(queue.depth, 2, "held tasks still count as waiting")
+        // Pausing what is paused keeps its first time; a second container pauses apart.
+        XCTAssertEqual(queue.apply(.pause(container: "c1"), at: 200).containers["c1"], 100)
+        queue.enqueue(task("4", "/srv/d", container: "c2"))
+        XCTAssertEqual(queue.next(limit: 64).map(\.id), ["4"])
+        XCTAssertTrue(queue.apply(.resume(container: "c1"), at: 300).isEmpty)
+        XCTAssertEqual(queue.next(limit: 64).map(\.id), ["1", "3"], "in their order, batched")
+    }
+
+    func testPausingEverythingHoldsEveryContainerUntilResumeAll() {
+        let queue = DeliveryQueue()
+        queue.apply(.pauseAll, at: 1)
+        queue.apply(.pause(container: "c2"), at: 2)
+        queue.enqueue(task("1", "/srv/a"))
+        queue.enqueue(task("2", "/srv/b", container: "c2"))
+        let taken = Atomic(0)
+        let worker = Thread {
+            _ = queue.next(limit: 1)
+            taken.add(1, ordering: .relaxed)
+        }
+        worker.start()
+        // Resuming c2 alone leaves the pause of all in force.
+        XCTAssertTrue(queue.apply(.resume(container: "c2"), at: 3).all)
+        XCTAssertEqual(queue.depth, 2)
+        XCTAssertEqual(taken.load(ordering: .relaxed), 0)
+        XCTAssertTrue(queue.apply(.resumeAll, at: 4).isEmpty)
+        let deadline = Date(timeIntervalSinceNow: 5)
+        while taken.load(ordering: .relaxed) == 0 && Date() < deadline { usleep(1000) }
+        XCTAssertEqual(taken.load(ordering: .relaxed), 1, "the waiting worker took a task on resume")
+        XCTAssertEqual(queue.next(limit: 1).count, 1)
     }
 
     func testABatchStopsAtItsLimit() {

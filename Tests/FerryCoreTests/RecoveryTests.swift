@@ -233,7 +233,11 @@ final class RecoveryTests: XCTestCase {
         {
             try inner.advance(id: id, progress, durable: durable)
         }
-        func counts() throws(StoreError) -> [TaskState: Int] { try inner.counts() }
+        func counts(owner: String?) throws(StoreError) -> [TaskState: Int] { try inner.counts(owner: owner) }
+        func setting(_ key: String) throws(StoreError) -> String? { try inner.setting(key) }
+        func setSetting(_ key: String, to value: String?) throws(StoreError) {
+            try inner.setSetting(key, to: value)
+        }
         func holdingBytes() throws(StoreError) -> [TaskRecord] { try inner.holdingBytes() }
         func lastSequence() throws(StoreError) -> UInt64 { try inner.lastSequence() }
     }

@@ -243,6 +243,33 @@ final class NginxTests: XCTestCase {
         try Incus.remove(container: "c1", path: "/root/outsider")
     }
 
+    func testEventsAndTheConsoleReachTheClientThroughNginxAtOnce() throws {
+        let ferry = try FerryProcess()
+        let nginx = try Nginx(upstreamPort: ferry.port)
+        // Held by a pause, the upload's "queued" is the only event until the resume: were
+        // nginx buffering the stream, it would not arrive.
+        let paused = try RawHTTPClient(port: nginx.port)
+        try paused.sendHead("POST", "/deliveries/pause?container=c1", [])
+        XCTAssertEqual(try paused.readResponse().status, 200)
+        let events = try EventStream(port: nginx.port)
+        defer { events.close() }
+        let id = Uploads.taskID(
+            try Uploads.post(
+                to: ferry, [("X-Container-Name", "c1"), ("X-File-Path", "/root/nginx-events")], body: [1, 2]))
+        try waitUntil("the queued event arrives through nginx") { events.states(of: id) == ["queued"] }
+        let resume = try RawHTTPClient(port: nginx.port)
+        try resume.sendHead("POST", "/deliveries/resume", [])
+        XCTAssertEqual(try resume.readResponse().status, 200)
+        try waitUntil("the delivery is heard") { events.states(of: id).last == "delivered" }
+        XCTAssertEqual(events.states(of: id), ["queued", "pushing", "delivered"])
+
+        let console = try RawHTTPClient(port: nginx.port)
+        try console.sendHead("GET", "/ui/", [])
+        let page = try console.readResponse()
+        XCTAssertEqual(page.status, 200)
+        XCTAssertTrue(page.header("Content-Security-Policy")?.contains("script-src 'self'") ?? false)
+    }
+
     func testAcceptedAnswerAndItsTaskPassThroughNginxUnchanged() throws {
         let ferry = try FerryProcess()
         let nginx = try Nginx(upstreamPort: ferry.port)

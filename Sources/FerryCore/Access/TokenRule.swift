@@ -57,6 +57,17 @@ public struct TokenRule: Sendable, Equatable {
         return nil
     }
 
+    /// The rule that keeps this token from steering deliveries (pausing, resuming) to
+    /// `container`, or to every container when nil (that needs `containers: ["*"]`).
+    public func refusal(ofSteering container: String?) -> AccessRefusal? {
+        guard let container else {
+            return containers.contains("*")
+                ? nil : AccessRefusal(token: name, rule: "containers", detail: "all containers (needs \"*\")")
+        }
+        return containers.contains(where: { Glob.matches($0, container) })
+            ? nil : AccessRefusal(token: name, rule: "containers", detail: "container '\(container)'")
+    }
+
     /// The rule that keeps this token away from `request`'s container or path, if any: what
     /// deleting one of its own tasks needs (sizes, modes and owners do not matter there).
     public func refusal(ofPlace request: UploadRequest) -> AccessRefusal? {

@@ -14,6 +14,10 @@ import Foundation
 /// long the queue and whatever its mix of destinations: a backlog of uploads to one path
 /// is one lane, not a scan (it used to cut ingest from 1,662/s to 532/s). Memory holds the
 /// waiting tasks and one lane per destination that has some, nothing more.
+///
+/// Deliveries can be paused, for every container or for some (``pause(_:)``): their tasks
+/// still queue, and wait. A paused container's ready lanes are set aside as the workers
+/// meet them, and put back when it resumes: pausing costs nothing per task.
 public final class DeliveryQueue: @unchecked Sendable {
     private struct Lane {
         /// The destination's waiting tasks, oldest first.
@@ -23,6 +27,8 @@ public final class DeliveryQueue: @unchecked Sendable {
         /// Set while the lane is ready: the stamp of its entries in the ready FIFOs (older
         /// entries of the lane are stale and skipped).
         var readyStamp: UInt64?
+        /// Set while the lane waits for its container to resume (its first task may go).
+        var parked = false
 
         var mayGo: Bool { tasks.first.map { holder == nil || holder == $0.id } ?? false }
     }
@@ -41,6 +47,9 @@ public final class DeliveryQueue: @unchecked Sendable {
     private var readyByBatch: [String: FIFO<ReadyEntry>] = [:]
     private var nextStamp: UInt64 = 0
     private var waiting = 0
+    private var pauses = DeliveryPauses()
+    /// The parked lanes of each paused container.
+    private var parked: [String: [String]] = [:]
     /// Whether a worker is gathering a batch now (see ``next(limit:linger:)``).
     private var lingering = false
     /// Monotonic seconds of the last two arrivals (new tasks and retries alike).
@@ -133,6 +142,34 @@ public final class DeliveryQueue: @unchecked Sendable {
         }
     }
 
+    /// Pauses or resumes deliveries (see ``DeliveryPauses/Change``). Pushes running now
+    /// finish; the next ones wait (or go, after a resume).
+    ///
+    /// - Returns: the pauses in force after the change.
+    @discardableResult
+    public func apply(_ change: DeliveryPauses.Change, at time: Double = WallClock.now()) -> DeliveryPauses {
+        condition.lock()
+        defer { condition.unlock() }
+        pauses.apply(change, at: time)
+        for (container, destinations) in parked where !pauses.holds(container) {
+            parked[container] = nil
+            for destination in destinations {
+                guard lanes[destination] != nil else { continue }
+                inLane(destination) { $0.parked = false }
+                markReadyIfItMayGo(destination)
+            }
+        }
+        condition.broadcast()
+        return pauses
+    }
+
+    /// The pauses in force.
+    public var paused: DeliveryPauses {
+        condition.lock()
+        defer { condition.unlock() }
+        return pauses
+    }
+
     /// Tasks waiting for a worker.
     public var depth: Int {
         condition.lock()
@@ -143,7 +180,8 @@ public final class DeliveryQueue: @unchecked Sendable {
     /// Puts the lane of `destination` in the ready FIFOs if its first task may go and it is
     /// not there yet. Called with the lock held.
     private func markReadyIfItMayGo(_ destination: String) {
-        guard let lane = lanes[destination], lane.readyStamp == nil, lane.mayGo, let first = lane.tasks.first
+        guard let lane = lanes[destination], lane.readyStamp == nil, !lane.parked, lane.mayGo,
+            let first = lane.tasks.first
         else {
             return
         }
@@ -158,10 +196,19 @@ public final class DeliveryQueue: @unchecked Sendable {
         if lingering { condition.broadcast() } else { condition.signal() }
     }
 
-    /// The next entry of `fifo` whose lane is still ready with that stamp.
+    /// The next entry of `fifo` whose lane is still ready with that stamp, parking those
+    /// of paused containers on the way.
     private func popReady(_ fifo: inout FIFO<ReadyEntry>) -> String? {
         while let entry = fifo.popFirst() {
-            if lanes[entry.destination]?.readyStamp == entry.stamp { return entry.destination }
+            guard let lane = lanes[entry.destination], lane.readyStamp == entry.stamp else { continue }
+            // A ready lane has a first task: that is what made it ready.
+            let container = lane.tasks.first!.request.container
+            guard pauses.holds(container) else { return entry.destination }
+            inLane(entry.destination) { lane in
+                lane.readyStamp = nil
+                lane.parked = true
+            }
+            parked[container, default: []].append(entry.destination)
         }
         return nil
     }
@@ -185,6 +232,8 @@ public final class DeliveryQueue: @unchecked Sendable {
     }
 
     private func takeBatch(limit: Int) -> [UploadTask]? {
+        // Everything paused: the lanes stay ready, for when it resumes.
+        guard !pauses.all else { return nil }
         guard let destination = popReady(&ready) else { return nil }
         let first = take(destination)
         var batch = [first]

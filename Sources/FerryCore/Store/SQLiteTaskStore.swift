@@ -284,8 +284,7 @@ public final class SQLiteTaskStore: TaskStore {
         }
     }
 
-    /// A value kept across restarts (for example, that a round-1 spool was adopted).
-    func setting(_ key: String) throws(StoreError) -> String? {
+    public func setting(_ key: String) throws(StoreError) -> String? {
         try read { connection throws(StoreError) in
             try connection.statement("SELECT value FROM settings WHERE key = ?").bind([.text(key)])
                 .rows { $0.text(0) }.first ?? nil
@@ -301,6 +300,20 @@ public final class SQLiteTaskStore: TaskStore {
                 connection throws(StoreError) in
                 try connection.statement("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)")
                     .bind([.text(key), .text(String(WallClock.now()))]).run()
+            }
+        }
+    }
+
+    public func setSetting(_ key: String, to value: String?) throws(StoreError) {
+        try write { connection throws(StoreError) in
+            // A setting is rare and must survive a crash: its commit waits for the disk.
+            try connection.execute("PRAGMA synchronous = FULL")
+            defer { try? connection.execute("PRAGMA synchronous = NORMAL") }
+            if let value {
+                try connection.statement("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)")
+                    .bind([.text(key), .text(value)]).run()
+            } else {
+                try connection.statement("DELETE FROM settings WHERE key = ?").bind([.text(key)]).run()
             }
         }
     }
@@ -367,13 +380,17 @@ public final class SQLiteTaskStore: TaskStore {
         }
     }
 
-    public func counts() throws(StoreError) -> [TaskState: Int] {
+    public func counts(owner: String?) throws(StoreError) -> [TaskState: Int] {
         try read { connection throws(StoreError) in
             var counts: [TaskState: Int] = [:]
             let count = try connection.statement(
-                "SELECT count(*) FROM tasks INDEXED BY tasks_by_state WHERE state = ?")
+                owner == nil
+                    ? "SELECT count(*) FROM tasks INDEXED BY tasks_by_state WHERE state = ?"
+                    : "SELECT count(*) FROM tasks INDEXED BY tasks_by_owner_state WHERE state = ? AND owner = ?"
+            )
             for state in TaskState.allCases {
-                counts[state] = try count.bind([.text(state.rawValue)]).rows { Int($0.integer(0)) }.first ?? 0
+                let values: [SQLiteValue] = [.text(state.rawValue)] + (owner.map { [.text($0)] } ?? [])
+                counts[state] = try count.bind(values).rows { Int($0.integer(0)) }.first ?? 0
             }
             return counts
         }

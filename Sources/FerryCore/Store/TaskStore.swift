@@ -53,8 +53,15 @@ public protocol TaskStore: Sendable {
     /// 1970), oldest first, and returns them (their bytes are the caller's to remove).
     func expire(finishedBefore cutoff: Double, limit: Int) throws(StoreError) -> [TaskRecord]
 
-    /// How many tasks are in each state.
-    func counts() throws(StoreError) -> [TaskState: Int]
+    /// How many tasks are in each state: `owner`'s (nil: everyone's).
+    func counts(owner: String?) throws(StoreError) -> [TaskState: Int]
+
+    /// A value kept across restarts under `key` (that a round-1 spool was adopted, which
+    /// deliveries are paused); nil when there is none.
+    func setting(_ key: String) throws(StoreError) -> String?
+
+    /// Keeps `value` under `key` (nil removes it), on stable storage when this returns.
+    func setSetting(_ key: String, to value: String?) throws(StoreError)
 
     /// The tasks that hold bytes in the spool (unfinished or failed), in acceptance order.
     func holdingBytes() throws(StoreError) -> [TaskRecord]
@@ -64,6 +71,11 @@ public protocol TaskStore: Sendable {
 }
 
 extension TaskStore {
+    /// How many tasks are in each state, everyone's.
+    public func counts() throws(StoreError) -> [TaskState: Int] {
+        try counts(owner: nil)
+    }
+
     /// Applies `change` to each of `ids` that is known (see ``update(ids:if:apply:)``).
     @discardableResult
     public func update(ids: [String], apply change: (inout TaskRecord) -> Void) throws(StoreError)

@@ -347,6 +347,7 @@ extension DeliveryService {
         } catch {
             throw UploadRefusal(error)
         }
+        events.publish(TaskEvent(record))
     }
 
     /// The last byte is in: checks the whole upload's digests and makes it a queued task.
@@ -389,6 +390,7 @@ extension DeliveryService {
         } else if state.reservedBytes < record.bytes {
             capacity.adopt(tasks: 0, bytes: record.bytes - state.reservedBytes, owner: upload.owner)
         }
+        events.publish(TaskEvent(record), accepted: true)
         queue.enqueue(Self.task(for: record, in: spool))
         Self.resumableCompleted.increment()
         return PatchOutcome(
@@ -469,14 +471,16 @@ extension DeliveryService {
         throws(UploadRefusal)
     {
         var unlinkFailure: SystemError?
+        let removal: TaskUpdate
         do throws(StoreError) {
-            _ = try store.remove(
+            removal = try store.remove(
                 id: upload.id, if: { $0.state == .receiving },
                 beforeCommit: { [spool] record in spool.removeData(id: record.id, failure: &unlinkFailure) })
         } catch {
             throw UploadRefusal(error)
         }
         if let unlinkFailure { throw UploadRefusal(unlinkFailure) }
+        if let removed = removal.updated { events.publish(TaskEvent(removed, .deleted)) }
         state.patch = nil
         state.ended = true
         resumables.withLock { $0[upload.id] = nil }

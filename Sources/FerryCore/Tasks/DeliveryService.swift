@@ -47,6 +47,8 @@ public final class DeliveryService: Sendable {
         public var damaged: [String] = []
         /// tus uploads in progress, ready to be resumed.
         public var resumable: [String] = []
+        /// The pauses of deliveries in force when the last process stopped, in force again.
+        public var paused = DeliveryPauses()
     }
 
     /// Finished tasks the retention removes in one transaction: a large expiry never holds
@@ -64,8 +66,11 @@ public final class DeliveryService: Sendable {
     private let committer: GroupCommitter
     private let pool: WorkerPool
     let nextSequence = Mutex<UInt64>(1)
+    private let pauseWrites = Mutex(())
     /// tus uploads in progress, by id.
     let resumables = Mutex<[String: ResumableUpload]>([:])
+    /// Task changes, for `/events` and the per-minute history.
+    public let events = TaskEventHub()
     let logger: Logger
 
     public init(spool: Spool, store: any TaskStore, pusher: any Pusher, settings: Settings, logger: Logger) {
@@ -79,7 +84,7 @@ public final class DeliveryService: Sendable {
         committer = GroupCommitter(spool: spool, store: store, durable: settings.durable)
         let lifecycle = TaskLifecycle(
             store: store, spool: spool, capacity: capacity, keepFinished: settings.retention > 0,
-            logger: logger)
+            events: events, logger: logger)
         pool = WorkerPool(
             queue: queue, pusher: pusher, staging: spool, workers: settings.workers,
             batchMax: settings.batchMax, retryPolicy: settings.retryPolicy, logger: logger,
@@ -150,6 +155,7 @@ public final class DeliveryService: Sendable {
         }
         if settings.durable && recovery.dataRemoved > 0 { try spool.syncDirectory() }
         nextSequence.withLock { $0 = (try? store.lastSequence()).map { $0 + 1 } ?? 1 }
+        recovery.paused = try restorePauses()
         logRecovery(recovery, seconds: Monotonic.seconds() - started)
         try pool.start()
         return recovery
@@ -164,6 +170,7 @@ public final class DeliveryService: Sendable {
                 "temporaries_removed": "\(recovery.temporariesRemoved)",
                 "lost": "\(recovery.lost.count)", "damaged": "\(recovery.damaged.count)",
                 "unreadable": "\(recovery.unreadable.count)", "resumable": "\(recovery.resumable.count)",
+                "paused": "\(recovery.paused.summary)",
                 "duration": "\(Monotonic.format(seconds))s",
             ])
         for id in recovery.lost {
@@ -259,15 +266,57 @@ public final class DeliveryService: Sendable {
             id: file.id, sequence: sequence, request: plan.request, bytes: bytes, createdAt: WallClock.now(),
             idempotencyKey: plan.idempotencyKey, requestID: plan.requestID, owner: plan.owner)
         record.sha256 = sha256
-        committer.commit(file, record: record) { [queue, spool, record] result in
+        committer.commit(file, record: record) { [queue, spool, events, record] result in
             switch result {
             case .success:
+                // Told before it is queued: a worker could otherwise tell "pushing" first.
+                events.publish(TaskEvent(record), accepted: true)
                 queue.enqueue(Self.task(for: record, in: spool))
                 completion(.success(record))
             case .failure(let refusal):
                 completion(.failure(refusal))
             }
         }
+    }
+
+    // MARK: Pauses
+
+    /// Where the pauses are kept in the store.
+    static let pausesSetting = "paused_deliveries"
+
+    /// Pauses or resumes deliveries; the change is on stable storage before it takes
+    /// effect, so it survives a restart.
+    ///
+    /// - Returns: the pauses in force now.
+    @discardableResult
+    public func changeDeliveries(_ change: DeliveryPauses.Change) throws(StoreError) -> DeliveryPauses {
+        // One change at a time: two stored out of order would leave the store and the queue
+        // disagreeing.
+        try pauseWrites.withLock { _ throws(StoreError) in
+            var pauses = queue.paused
+            let now = WallClock.now()
+            pauses.apply(change, at: now)
+            try store.setSetting(Self.pausesSetting, to: pauses.isEmpty ? nil : pauses.encoded())
+            let inForce = queue.apply(change, at: now)
+            logger.notice("deliveries \(change.verb)", metadata: ["paused": "\(inForce.summary)"])
+            events.publish(inForce)
+            return inForce
+        }
+    }
+
+    /// The pauses in force.
+    public var pausedDeliveries: DeliveryPauses { queue.paused }
+
+    private func restorePauses() throws(StoreError) -> DeliveryPauses {
+        guard let text = try store.setting(Self.pausesSetting) else { return DeliveryPauses() }
+        guard let stored = DeliveryPauses(encoded: text) else {
+            // Never written so by Ferry: a person edited it. Deliveries go on, loudly.
+            logger.error("stored pauses of deliveries unreadable; ignored", metadata: ["value": "\(text)"])
+            return DeliveryPauses()
+        }
+        if let since = stored.allSince { queue.apply(.pauseAll, at: since) }
+        for (container, since) in stored.containers { queue.apply(.pause(container: container), at: since) }
+        return queue.paused
     }
 
     // MARK: Tasks
@@ -327,6 +376,7 @@ public final class DeliveryService: Sendable {
             if let now = update.current { throw .wrongState(id: id, state: now.state, allowed: [.failed]) }
             throw .unknownTask(id)
         }
+        events.publish(TaskEvent(updated))
         queue.enqueue(task(for: updated))
         logger.info("task retried", metadata: ["task": "\(id)"])
         return updated
@@ -359,6 +409,7 @@ public final class DeliveryService: Sendable {
         }
         capacity.releaseBytes(removed.bytes, owner: removed.owner)
         if removed.state == .queued { capacity.finishTask(owner: removed.owner) }
+        events.publish(TaskEvent(removed, .deleted))
         logger.info("task deleted", metadata: ["task": "\(id)", "state": "\(removed.state.rawValue)"])
     }
 

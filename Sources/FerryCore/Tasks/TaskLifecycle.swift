@@ -12,11 +12,16 @@ final class TaskLifecycle: DeliveryLifecycle {
     private let spool: Spool
     private let capacity: Capacity
     private let keepFinished: Bool
+    private let events: TaskEventHub
     private let logger: Logger
     static let writeFailures = Counter(label: "ferry_store_write_failures_total")
 
-    init(store: any TaskStore, spool: Spool, capacity: Capacity, keepFinished: Bool, logger: Logger) {
+    init(
+        store: any TaskStore, spool: Spool, capacity: Capacity, keepFinished: Bool, events: TaskEventHub,
+        logger: Logger
+    ) {
         self.store = store
+        self.events = events
         self.spool = spool
         self.capacity = capacity
         self.keepFinished = keepFinished
@@ -29,7 +34,9 @@ final class TaskLifecycle: DeliveryLifecycle {
                 // Unfinished: queued, retrying, or pushing still when the outcome of its
                 // last push could not be stored. Deleted ones are gone.
                 ids: tasks.map(\.id), if: { !$0.state.isFinished }, apply: { $0.state = .pushing })
-            return zip(tasks, updates).compactMap { task, update in update.updated == nil ? nil : task }
+            let going = zip(tasks, updates).compactMap { task, update in update.updated == nil ? nil : task }
+            events.publish(going.map { TaskEvent($0, .pushing) })
+            return going
         } catch {
             // "pushing" is only shown, never needed: the store still says queued, which is
             // what recovery would make of "pushing" too. The push goes on.
@@ -45,6 +52,7 @@ final class TaskLifecycle: DeliveryLifecycle {
                 record.attempts = task.attempts
                 record.lastError = failure.message
             }
+            events.publish(TaskEvent(task, .retrying, error: failure.message))
         } catch {
             // The store says pushing (or queued): after a restart the task is pushed again,
             // as it will be here after the wait.
@@ -83,6 +91,15 @@ final class TaskLifecycle: DeliveryLifecycle {
             return false
         }
         for task in tasks { capacity.finishTask(owner: task.owner) }
+        events.publish(
+            tasks.map { task in
+                var task = task
+                task.attempts = attempts[task.id] ?? task.attempts
+                return switch outcome {
+                case .delivered: TaskEvent(task, .delivered)
+                case .failed(let failure): TaskEvent(task, .failed, error: failure.message)
+                }
+            })
         return true
     }
 

@@ -13,6 +13,7 @@ public final class ResumablePatch: UploadBody, @unchecked Sendable {
     public let upload: ResumableUpload
     public var id: String { upload.id }
     public var request: UploadRequest { upload.request }
+    public var owner: String? { upload.owner }
     public private(set) var received: UInt64 = 0
     /// A creation's body is not kept when cut off; a PATCH's is (unless checksummed).
     public var keepsCutOffBytes: Bool { !isCreation && !checksPatch }

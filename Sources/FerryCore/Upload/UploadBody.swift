@@ -9,6 +9,8 @@ public protocol UploadBody: AnyObject {
     var id: String { get }
     /// Where the bytes go.
     var request: UploadRequest { get }
+    /// The token whose upload it is (nil without `--tokens`).
+    var owner: String? { get }
     /// Body bytes counted so far in this request.
     var received: UInt64 { get }
     /// Whether bytes that arrived before the body was cut off are kept (tus), so that
@@ -33,5 +35,6 @@ extension IncomingUpload: UploadBody {
     public typealias Outcome = TaskRecord
 
     public var request: UploadRequest { plan.request }
+    public var owner: String? { plan.owner }
     public var keepsCutOffBytes: Bool { false }
 }

@@ -29,7 +29,7 @@ final class FerryMetrics: Sendable {
         uniqueKeysWithValues: ["upload", "tus"].map {
             ($0, Metrics.Counter(label: "ferry_upload_bytes_received_total", dimensions: [("protocol", $0)]))
         })
-    let uploadsInFlight = Atomic<Int>(0)
+    let uploadsInFlight = UploadsInFlight()
     private let uploadsInFlightGauge = Metrics.Gauge(label: "ferry_uploads_in_flight")
     private let queueDepth = Metrics.Gauge(label: "ferry_queue_depth")
     private let taskGauges = Dictionary(
@@ -39,6 +39,11 @@ final class FerryMetrics: Sendable {
     private let spoolBytes = Metrics.Gauge(label: "ferry_spool_bytes")
     private let connectionsOpen = Metrics.Gauge(label: "ferry_connections_open")
     private let ready = Metrics.Gauge(label: "ferry_ready")
+    /// 1 while every delivery is paused; the containers paused one by one.
+    private let pausedAll = Metrics.Gauge(label: "ferry_deliveries_paused_all")
+    private let pausedContainers = Metrics.Gauge(label: "ferry_deliveries_paused_containers")
+    /// Clients reading `/events`.
+    private let eventListeners = Metrics.Gauge(label: "ferry_event_listeners")
     /// Kept by the HTTP layer as plain counts; each scrape adds what came since the last.
     private let connectionsRefused = MirroredCounter(label: "ferry_connections_refused_total")
     private let headTimeouts = MirroredCounter(label: "ferry_header_timeouts_total")
@@ -70,7 +75,7 @@ final class FerryMetrics: Sendable {
 
     /// The Prometheus text exposition, with the gauges read from `service` now.
     func exposition(service: DeliveryService, readiness: Readiness) -> [UInt8] {
-        uploadsInFlightGauge.record(uploadsInFlight.load(ordering: .relaxed))
+        uploadsInFlightGauge.record(uploadsInFlight.count(viewer: nil))
         queueDepth.record(service.queueDepth)
         // A store that cannot be read leaves the gauges as they were (its error is logged
         // where it matters: on writes).
@@ -80,6 +85,10 @@ final class FerryMetrics: Sendable {
         spoolBytes.record(Double(service.capacity.usage.bytes))
         connectionsOpen.record(HTTPServer.connectionsOpen)
         ready.record(readiness.report.isReady ? 1 : 0)
+        let pauses = service.pausedDeliveries
+        pausedAll.record(pauses.all ? 1 : 0)
+        pausedContainers.record(pauses.containers.count)
+        eventListeners.record(service.events.listenerCount)
         connectionsRefused.catchUp(to: HTTPServer.connectionsRefused)
         headTimeouts.catchUp(to: HTTPServer.headsTimedOut)
         socketReads.catchUp(to: HTTPServer.socketReads)

@@ -204,7 +204,7 @@ struct TaskView: Encodable {
         }
     }
 
-    private static func timestamp(_ seconds: Double) -> String {
+    static func timestamp(_ seconds: Double) -> String {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         return formatter.string(from: Date(timeIntervalSince1970: seconds))

@@ -164,6 +164,9 @@ struct RawResponse {
         headers.first { $0.0.lowercased() == name.lowercased() }?.1
     }
 
+    /// The body as text (for messages).
+    var text: String { String(decoding: body, as: UTF8.self) }
+
     /// The body as a JSON object.
     var json: [String: Any] {
         (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] ?? [:]
