@@ -34,6 +34,8 @@ Ferry is starting on http://$listen - try:
        http://$listen/upload
   INCUS_DIR=${INCUS_DIR:-} incus file pull demo/root/hello.txt -
 
+or open the web console at http://$listen/ui/ (upload from the browser, watch the queue).
+
 Ctrl-C stops Ferry${started_incus:+ and the private Incus daemon}.
 
 HELP
