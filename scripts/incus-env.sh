@@ -6,6 +6,9 @@
 #   scripts/incus-env.sh daemon-stop DIR         stop only the daemon (containers keep running)
 #   scripts/incus-env.sh daemon-start DIR        start the daemon again on the same state
 #   scripts/incus-env.sh stop DIR                delete the containers, stop the daemon
+#   scripts/incus-env.sh add-remote DIR NAME     trust this client on DIR's daemon (started with
+#                                                FERRY_INCUS_HTTPS=HOST:PORT) and add it as remote
+#                                                NAME to the client config in $INCUS_CONF
 #
 # Every `incus` call for DIR needs INCUS_DIR=DIR in its environment.
 set -euo pipefail
@@ -103,7 +106,9 @@ META
 initialise() {
   local dir=$1
   if ! incus storage show default >/dev/null 2>&1; then
+    # FERRY_INCUS_HTTPS: the daemon listens on HTTPS there too (a remote for tests).
     incus admin init --preseed <<PRESEED
+$([ -n "${FERRY_INCUS_HTTPS:-}" ] && printf 'config:\n  core.https_address: %s\n' "$FERRY_INCUS_HTTPS")
 storage_pools:
 - name: default
   driver: dir
@@ -163,8 +168,17 @@ case "$command" in
   stop)
     stop_all "$(realpath -m "$2")"
     ;;
+  add-remote)
+    dir=$(realpath -m "$2")
+    name=$3
+    : "${INCUS_CONF:?add-remote needs INCUS_CONF, the client config to add the remote to}"
+    token=$(INCUS_DIR=$dir incus config trust add "ferry-$name-$(date +%s%N)" --quiet)
+    incus remote remove "$name" >/dev/null 2>&1 || true
+    incus remote add "$name" "$token" --accept-certificate >/dev/null
+    log "remote $name added to $INCUS_CONF"
+    ;;
   *)
-    echo "usage: $0 install | start DIR NAME... | daemon-start DIR | daemon-stop DIR | stop DIR" >&2
+    echo "usage: $0 install | start DIR NAME... | daemon-start DIR | daemon-stop DIR | stop DIR | add-remote DIR NAME" >&2
     exit 2
     ;;
 esac

@@ -42,6 +42,11 @@ public struct FerryConfiguration: Sendable {
     public var readinessInterval = 5.0
     /// Origins whose pages may call the API from a browser (`--cors-origin`).
     public var corsOrigins: [String] = []
+    /// Incus remotes a destination may name (`REMOTE:INSTANCE`, `--remote`), configured
+    /// with the `incus` client (`incus remote add`).
+    public var remotes: [String] = []
+    /// ``remotes`` as a set, for the contract.
+    public var remoteNames: Set<String> { Set(remotes) }
     /// Workers, bounds, retries, durability and retention.
     public var delivery = DeliveryService.Settings()
 

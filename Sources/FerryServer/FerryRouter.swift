@@ -218,10 +218,14 @@ final class FerryRouter: HTTPHandler, Sendable {
         struct Body: Encodable {
             var status: String
             var checks: [String: Readiness.Check]
+            /// Only with `--remote`.
+            var remotes: [String: Readiness.Check]?
         }
         return JSON.response(
             report.isReady ? 200 : 503,
-            Body(status: report.isReady ? "ready" : "not_ready", checks: report.checks))
+            Body(
+                status: report.isReady ? "ready" : "not_ready", checks: report.checks,
+                remotes: report.remotes.isEmpty ? nil : report.remotes))
     }
 
     /// The rule of the bearer token, checked before anything else about the request; nil
@@ -249,7 +253,7 @@ final class FerryRouter: HTTPHandler, Sendable {
         let idempotencyKey: String?
         let digests: ExpectedDigests
         do throws(APIError) {
-            request = try Self.validate(head)
+            request = try validate(head)
             idempotencyKey = try Self.idempotencyKey(head)
             digests = try Self.expectedDigests(head, fields: ["Content-Digest", "Repr-Digest"])
         } catch {
@@ -303,14 +307,14 @@ final class FerryRouter: HTTPHandler, Sendable {
         }
     }
 
-    private static func validate(_ head: HTTPRequestHead) throws(APIError) -> UploadRequest {
+    private func validate(_ head: HTTPRequestHead) throws(APIError) -> UploadRequest {
         // The values were read as UTF-8 with bad bytes replaced: a destination from one of
         // them would not be the one the client named.
         if let name = UploadContract.headers.first(where: head.isNotUTF8) {
             throw .contract(.notUTF8(name))
         }
         do {
-            return try UploadContract.validate(head.values(of:))
+            return try UploadContract.validate(head.values(of:), remotes: configuration.remoteNames)
         } catch {
             throw .contract(error)
         }

@@ -33,12 +33,20 @@ public final class FerryService {
 
         let metrics = FerryMetrics()
         let spool = try Spool(directory: configuration.spoolDirectory)
+        let remotes: [String: IncusRemote]
+        do {
+            remotes = try IncusRemote.load(
+                configuration.remotes, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            throw StartupError(error.description)
+        }
         let pusher = IncusPusher(
             executable: configuration.incus, timeout: configuration.pushTimeout,
             minimumRate: Double(configuration.pushMinRate),
             inspector: IncusFileInspector(
                 socketPath: IncusFileInspector.defaultSocketPath(
-                    environment: ProcessInfo.processInfo.environment)),
+                    environment: ProcessInfo.processInfo.environment),
+                remotes: remotes),
             logger: logger, followSymlinks: configuration.followSymlinks)
         let store = try SQLiteTaskStore(path: spool.storePath)
         let service = DeliveryService(
@@ -47,7 +55,7 @@ public final class FerryService {
         let collector = collectGarbage(of: service)
         let readiness = Readiness(
             spool: spool, minFreeDisk: configuration.minFreeDisk, incus: configuration.incus,
-            interval: configuration.readinessInterval, logger: logger)
+            remotes: configuration.remotes, interval: configuration.readinessInterval, logger: logger)
         readiness.start()
 
         let router = FerryRouter(

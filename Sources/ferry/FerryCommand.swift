@@ -109,6 +109,12 @@ struct FerryCommand: ParsableCommand {
 
     @Option(
         help:
+            "The most pushes into one remote at once (default: --workers), so that one slow or unreachable host cannot hold every worker."
+    )
+    var workersPerRemote: Int?
+
+    @Option(
+        help:
             "Most files delivered by one `incus file push` (uploads to the same container directory with the same owner and mode; 1: one file per call)."
     )
     var batchMax = 64
@@ -210,6 +216,12 @@ struct FerryCommand: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
+            "An Incus remote (added with `incus remote add`) that uploads may name as REMOTE:INSTANCE; repeatable. With --tokens, a token needs it in its rule's remotes too.",
+            valueName: "name"))
+    var remote: [String] = []
+
+    @Option(
+        help: ArgumentHelp(
             "Time between the checks behind /readyz (spool, free disk, Incus).", valueName: "duration"))
     var readinessInterval: Seconds = Seconds(value: 5)
 
@@ -220,10 +232,18 @@ struct FerryCommand: ParsableCommand {
             throw ValidationError("--max-connections must be 1-1000000")
         }
         guard (1...1024).contains(workers) else { throw ValidationError("--workers must be 1-1024") }
+        if let workersPerRemote, workersPerRemote < 1 {
+            throw ValidationError("--workers-per-remote must be at least 1")
+        }
         guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1-256") }
         guard (1...1000).contains(batchMax) else { throw ValidationError("--batch-max must be 1-1000") }
         guard logFormat == "text" || logFormat == "json" else {
             throw ValidationError("--log-format must be text or json")
+        }
+        for name in remote {
+            if let problem = RemoteName.problem(with: name) {
+                throw ValidationError("--remote '\(name)': \(problem)")
+            }
         }
         for origin in corsOrigin where !CrossOrigin.isOrigin(origin) {
             throw ValidationError(
@@ -282,6 +302,7 @@ struct FerryCommand: ParsableCommand {
         settings.headerTimeout = headerTimeout.value
         settings.shutdownTimeout = shutdownTimeout.value
         settings.delivery.workers = workers
+        settings.delivery.workersPerRemote = workersPerRemote.map { min($0, workers) }
         settings.delivery.batchMax = batchMax
         settings.threads = threads
         settings.trustedProxies = trustedProxy.compactMap(TrustedProxies.Network.init)
@@ -294,6 +315,7 @@ struct FerryCommand: ParsableCommand {
         settings.delivery.retention = retention.value
         settings.delivery.uploadExpiry = uploadExpiry.value
         settings.corsOrigins = corsOrigin
+        settings.remotes = remote
         settings.idleTimeout = Int32(max(1, idleTimeout.value.rounded()))
         let logger = Logger(label: "ferry")
         do {

@@ -69,6 +69,21 @@ final class DeliveryQueueTests: XCTestCase {
         XCTAssertEqual(queue.next(limit: 1).count, 1)
     }
 
+    func testARemoteAtItsLimitWaitsWhileOthersGoUntilOneOfItsPushesEnds() {
+        let queue = DeliveryQueue(limitPerRemote: 1)
+        queue.enqueue(task("1", "/a/x", container: "r2:c3"))
+        queue.enqueue(task("2", "/b/x", container: "r2:c3"))
+        queue.enqueue(task("3", "/srv/x"))
+        queue.enqueue(task("4", "/a/x", container: "r3:c3"))
+        let first = queue.next(limit: 64)
+        XCTAssertEqual(first.map(\.id), ["1"])
+        XCTAssertEqual(queue.next(limit: 64).map(\.id), ["3"], "r2 has its one push running")
+        XCTAssertEqual(queue.next(limit: 64).map(\.id), ["4"], "another remote has its own limit")
+        XCTAssertEqual(queue.depth, 1)
+        queue.pushEnded(first)
+        XCTAssertEqual(queue.next(limit: 64).map(\.id), ["2"])
+    }
+
     func testABatchStopsAtItsLimit() {
         let queue = DeliveryQueue()
         for index in 0..<10 { queue.enqueue(task("\(index)", "/srv/\(index)")) }

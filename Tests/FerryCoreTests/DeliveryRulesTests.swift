@@ -23,6 +23,20 @@ final class PushErrorClassifierTests: XCTestCase {
                 "You don't have the needed permissions to talk to the incus daemon (socket path: /x)",
                 .transient
             ),
+            // A remote, as Incus 6.0.4 words its failures (recorded against a second daemon).
+            (
+                "Error: Get \"https://127.0.0.1:18443/1.0\": Unable to connect to: 127.0.0.1:18443 ([dial tcp 127.0.0.1:18443: connect: connection refused])",
+                .transient
+            ),
+            ("Error: not authorized", .transient),
+            (
+                "Error: Get \"https://127.0.0.1:18443/1.0\": tls: failed to verify certificate: x509: certificate signed by unknown authority",
+                .transient
+            ),
+            (
+                "Error: Failed to fetch instance \"gone\" in project \"default\": Instance not found",
+                .permanent
+            ),
             ("Error: something new and unexpected", .transient),
             ("", .transient),
         ]

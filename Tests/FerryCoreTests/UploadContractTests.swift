@@ -10,6 +10,36 @@ final class UploadContractTests: XCTestCase {
         }
     }
 
+    func testARemoteIsNamedOnlyWhenAllowedAndThenStillByIncusRules() throws {
+        func validate(_ container: String) -> Result<UploadRequest, ContractViolation> {
+            Result { () throws(ContractViolation) in
+                try UploadContract.validate(
+                    { name in name == "X-Container-Name" ? [container] : name == "X-File-Path" ? ["/x"] : []
+                    },
+                    remotes: ["r2", "edge.eu-1"])
+            }
+        }
+        let request = try validate("r2:c3").get()
+        XCTAssertEqual(request.container, "r2:c3", "the name as given, which incus file push takes")
+        XCTAssertEqual(request.remote, "r2")
+        XCTAssertEqual(request.instance, "c3")
+        XCTAssertEqual(try validate("edge.eu-1:web").get().remote, "edge.eu-1")
+        XCTAssertNil(try validate("c3").get().remote)
+        let refusals: [(String, String)] = [
+            ("r3:c3", "remote 'r3' is not one this server pushes to (--remote: edge.eu-1, r2)"),
+            ("local:c1", "'local' is this host's daemon: name the instance alone"),
+            (":c1", "a remote name must be 1-63 characters"),
+            ("-x:c1", "a remote name must start with a letter or a digit"),
+            ("r2:", "must be 1-63 characters"),
+            ("r2:c3:c4", "only letters, digits and '-' are allowed"),
+            ("r2:-c3", "must not start or end with '-'"),
+            ("r/2:c3", "a remote name may hold only letters, digits, '-', '_' and '.'"),
+        ]
+        for (container, problem) in refusals {
+            XCTAssertEqual(validate(container).failure, .invalidContainerName(problem), container)
+        }
+    }
+
     func testValidHeadersMakeARequestWithDefaults() throws {
         let request = try validate([("x-container-name", "web-1"), ("X-File-Path", "/etc/app.conf")]).get()
         XCTAssertEqual(
@@ -70,7 +100,8 @@ final class UploadContractTests: XCTestCase {
             ),
             (
                 [("X-Container-Name", "a:b"), ("X-File-Path", "/x")],
-                .invalidContainerName("only letters, digits and '-' are allowed")
+                .invalidContainerName(
+                    "a remote ('a:') needs --remote a; this server pushes to its own daemon only")
             ),
             (
                 [("X-Container-Name", "c_1"), ("X-File-Path", "/x")],

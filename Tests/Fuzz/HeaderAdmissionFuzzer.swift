@@ -19,15 +19,19 @@ private func check(_ condition: Bool, _ promise: String, _ request: UploadReques
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzHeaderAdmission(_ data: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     let fields = headerFields(UnsafeRawBufferPointer(start: data, count: count))
+    // One remote is allowed: names of others, and of none, must still be refused.
     let result = Result { () throws(ContractViolation) in
-        try UploadContract.validate { name in
-            fields.filter { $0.0.lowercased() == name.lowercased() }.map(\.1)
-        }
+        try UploadContract.validate(
+            { name in fields.filter { $0.0.lowercased() == name.lowercased() }.map(\.1) }, remotes: ["r2"])
     }
     guard case .success(let request) = result else { return 0 }
-    check(InstanceName.problem(with: request.container) == nil, "valid instance name", request)
+    check(InstanceName.problem(with: request.instance) == nil, "valid instance name", request)
+    check(request.remote == nil || request.remote == "r2", "only the allowed remote", request)
     check(
-        !request.container.hasPrefix("-") && !request.container.contains(":"), "no option or remote", request)
+        !request.container.hasPrefix("-")
+            && request.container.split(separator: ":", omittingEmptySubsequences: false).count
+                <= (request.remote == nil ? 1 : 2),
+        "no option, at most the allowed remote", request)
     let path = Array(request.path.utf8)
     check(path.first == UInt8(ascii: "/"), "absolute path", request)
     check(path.count <= DestinationPath.maximumLength, "bounded path", request)

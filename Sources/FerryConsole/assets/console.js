@@ -270,11 +270,16 @@
     }
   }
 
-  /** Whether an (event or task) update is at least as new as what is known. */
-  function newer(candidateTime, knownTime) {
+  const STATE_RANK = { receiving: 0, queued: 1, pushing: 2, retrying: 3, delivered: 4, failed: 4, deleted: 5 };
+
+  /** Whether an update (event or task) is at least as new as the known one: by time, and
+   * for equal times (milliseconds) by the order of states, since events of one moment can
+   * arrive in either order. */
+  function newer(candidateTime, knownTime, candidateState, knownState) {
     const a = parseTime(candidateTime);
     const b = parseTime(knownTime);
-    return a === null || b === null || a >= b;
+    if (a === null || b === null || a !== b) return a === null || b === null || a > b;
+    return (STATE_RANK[candidateState] ?? 0) >= (STATE_RANK[knownState] ?? 0);
   }
 
   const events = {
@@ -295,22 +300,35 @@
     },
     async loop(generation, controller) {
       let delay = 1000;
+      let connections = 0;
       while (generation === this.generation) {
         setLive('connecting');
+        // One connection: ended by the generation's controller, or by the watchdog when
+        // nothing (not even the 15 s keep-alive comment) arrived for 45 s.
+        const connection = new AbortController();
+        const forward = () => connection.abort();
+        controller.signal.addEventListener('abort', forward);
+        let heard = Date.now();
+        const watchdog = setInterval(() => { if (Date.now() - heard > 45000) connection.abort(); }, 5000);
         try {
           const response = await fetch('/events', {
-            headers: auth.headers({ Accept: 'text/event-stream' }), signal: controller.signal, cache: 'no-store',
+            headers: auth.headers({ Accept: 'text/event-stream' }), signal: connection.signal, cache: 'no-store',
           });
           if (response.status === 401) { unauthorized(); return; }
           if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
           setLive('live');
           delay = 1000;
-          publish('connected', null);
+          // Views re-read what they show after a reconnection: events may have been missed.
+          publish('connected', { reconnect: connections > 0 });
+          connections += 1;
           await readEventStream(response.body, (type, data) => {
             if (generation === this.generation) dispatchEvent(type, data);
-          });
+          }, () => { heard = Date.now(); });
         } catch (_) {
           if (controller.signal.aborted) return;
+        } finally {
+          clearInterval(watchdog);
+          controller.signal.removeEventListener('abort', forward);
         }
         if (generation !== this.generation) return;
         setLive('offline');
@@ -331,7 +349,7 @@
     try { payload = JSON.parse(data); } catch (_) { return; }
     if (type === 'task' && payload && typeof payload.id === 'string') {
       const known = lastTaskEvents.get(payload.id);
-      if (!known || newer(payload.at, known.at)) {
+      if (!known || newer(payload.at, known.at, payload.state, known.state)) {
         lastTaskEvents.set(payload.id, payload);
         if (lastTaskEvents.size > 5000) lastTaskEvents.delete(lastTaskEvents.keys().next().value);
       }
@@ -342,7 +360,7 @@
   }
 
   /** Parses a text/event-stream body, calling dispatch(event, data) per event. */
-  async function readEventStream(body, dispatch) {
+  async function readEventStream(body, dispatch, heard = () => {}) {
     const reader = body.getReader();
     const decoder = new TextDecoder();
     let buffer = '';
@@ -366,6 +384,7 @@
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
+      heard();
       buffer += decoder.decode(value, { stream: true });
       for (;;) {
         const match = /\r\n|\r|\n/.exec(buffer);
@@ -767,7 +786,7 @@
         if (event.target.closest('a, button')) return;
         location.hash = `#/tasks/${encodeURIComponent(task.id)}`;
       });
-      rows.set(task.id, { tr, cells, at: task.updated_at });
+      rows.set(task.id, { tr, cells, at: task.updated_at, state: task.state });
       return tr;
     }
 
@@ -780,16 +799,25 @@
         }
         return;
       }
-      if (!newer(event.at, entry.at)) return;
+      if (!newer(event.at, entry.at, event.state, entry.state)) return;
       entry.at = event.at;
-      entry.tr.dataset.state = event.state;
-      entry.cells.state.replaceChildren(badge(event.state));
-      if (event.attempts !== undefined && event.attempts !== null) entry.cells.attempts.textContent = String(event.attempts);
-      if (event.state !== 'deleted') entry.cells.error.textContent = event.error || '';
+      let changed = false;
+      const set = (node, text) => {
+        if (node.textContent !== text) { node.textContent = text; changed = true; }
+      };
+      if (entry.state !== event.state) {
+        entry.state = event.state;
+        entry.tr.dataset.state = event.state;
+        entry.cells.state.replaceChildren(badge(event.state));
+        changed = true;
+      }
+      if (event.attempts !== undefined && event.attempts !== null) set(entry.cells.attempts, String(event.attempts));
+      if (event.state !== 'deleted') set(entry.cells.error, event.error || '');
       if (event.bytes !== undefined && event.bytes !== null) {
-        entry.cells.size.textContent = formatBytes(event.bytes);
+        set(entry.cells.size, formatBytes(event.bytes));
         entry.cells.size.title = `${event.bytes} bytes`;
       }
+      if (!changed) return;
       entry.tr.classList.remove('flash');
       void entry.tr.offsetWidth;
       entry.tr.classList.add('flash');
@@ -802,7 +830,7 @@
         h('span', null, `${changes} new or changed task${changes === 1 ? '' : 's'} match these filters.`), refreshLink));
     }
 
-    async function load(after, previous) {
+    async function load(after, previous, quiet = false) {
       if (filters.id_prefix && !/^[0-9a-f]{1,32}$/.test(filters.id_prefix)) {
         notice.replaceChildren(h('div', { class: 'notice warn' }, 'A task id search takes 1 to 32 hex digits (0-9, a-f).'));
         tbody.replaceChildren();
@@ -819,6 +847,15 @@
         history = previous;
         const tasks = (answer.data && answer.data.tasks) || [];
         nextCursor = (answer.data && answer.data.next) || null;
+        next.disabled = !nextCursor;
+        const sameRows = tasks.length === rows.size && tasks.every((task) => rows.has(task.id));
+        if (quiet && sameRows) {
+          // A refresh after the event stream (re)connected: the rows change in place.
+          for (const task of tasks) {
+            update({ id: task.id, state: task.state, attempts: task.attempts, error: task.last_error, bytes: task.bytes, at: task.updated_at });
+          }
+          return;
+        }
         rows.clear();
         changes = 0;
         notice.replaceChildren();
@@ -846,7 +883,7 @@
     });
     const unsubscribe = subscribe((type, data) => {
       if (type === 'task') update(data);
-      else if (type === 'connected' && rows.size) load(cursor, history);
+      else if (type === 'connected' && rows.size) load(cursor, history, true);
     });
     load(null, []);
     return { el, destroy() { alive = false; unsubscribe(); } };
@@ -953,7 +990,7 @@
       if (type === 'task' && data.id === id) {
         if (data.state === 'deleted') deleted = true;
         load();
-      } else if (type === 'connected' && task) {
+      } else if (type === 'connected' && data.reconnect && task) {
         load();
       }
     });
@@ -1101,7 +1138,7 @@
     first.addEventListener('click', () => { after = null; load(); });
     const soon = throttled(load, 1000);
     const unsubscribe = subscribe((type, data) => {
-      if (type === 'connected') soon();
+      if (type === 'connected') { if (data.reconnect) soon(); }
       else if (type === 'task' && (data.state === 'failed' || tbody.querySelector(`tr[data-task-id="${CSS.escape(data.id)}"]`))) soon();
     });
     load();
@@ -1373,7 +1410,7 @@
     }
 
     taskUpdate(state, at, error) {
-      if (!state || (this.taskAt && !newer(at, this.taskAt))) return;
+      if (!state || (this.taskAt && !newer(at, this.taskAt, state, this.taskState))) return;
       this.taskAt = at || this.taskAt;
       this.taskState = state;
       this.row.dataset.taskState = state;
@@ -1436,11 +1473,31 @@
         upload.run().finally(() => { this.running -= 1; this.pump(); });
       }
     },
+    clearFinished() {
+      for (const upload of this.all) {
+        const state = upload.row.dataset.state;
+        const settled = state === 'error' || state === 'cancelled'
+          || (state === 'done' && (upload.taskState === 'delivered' || upload.taskState === 'failed'));
+        if (settled) {
+          upload.row.remove();
+          if (upload.taskId) this.byTask.delete(upload.taskId);
+        }
+      }
+      this.all = this.all.filter((upload) => upload.row.isConnected);
+    },
     listElement() {
       if (!this.list) this.list = h('div', { class: 'uploads', id: 'uploads' });
       return this.list;
     },
   };
+
+  // The dead-letter count in the tabs follows the events on every page (the overview
+  // refreshes the stats itself).
+  const refreshBadge = throttled(() => {
+    if (!signedIn || parseHash().parts[0] === 'overview' || !parseHash().parts.length) return;
+    api('GET', '/stats').then((answer) => stats.set(answer.data)).catch(() => {});
+  }, 5000);
+  subscribe((type) => { if (type === 'task') refreshBadge(); });
 
   subscribe((type, data) => {
     if (type !== 'task') return;
@@ -1448,7 +1505,20 @@
     if (upload) upload.taskUpdate(data.state, data.at, data.error);
   });
 
+  /** Forgets stored uploads older than a week (the server expires them much sooner). */
+  function pruneStoredUploads() {
+    const cutoff = Date.now() - 7 * 24 * 3600 * 1000;
+    for (let i = localStorage.length - 1; i >= 0; i -= 1) {
+      const key = localStorage.key(i);
+      if (!key || !key.startsWith(TUS_KEY_PREFIX)) continue;
+      let created = null;
+      try { created = parseTime(JSON.parse(localStorage.getItem(key)).created); } catch (_) { created = null; }
+      if (created === null || created < cutoff) localStorage.removeItem(key);
+    }
+  }
+
   function uploadView() {
+    pruneStoredUploads();
     let saved = {};
     try { saved = JSON.parse(localStorage.getItem(FORM_KEY) || '{}') || {}; } catch (_) { saved = {}; }
     const container = h('input', { id: 'container', type: 'text', placeholder: 'c1', value: saved.container || '', spellcheck: 'false', autocomplete: 'off' });
@@ -1515,7 +1585,8 @@
         h('p', { class: 'muted' }, 'Send files into a container. Each file goes to the directory plus its own name.'))),
       h('div', { class: 'panel' }, form),
       h('div', { class: 'section' },
-        h('div', { class: 'section-head' }, h('h2', null, 'Uploads'), h('span', { class: 'muted' }, 'this page')),
+        h('div', { class: 'section-head' }, h('h2', null, 'Uploads'),
+          h('button', { type: 'button', class: 'btn btn-sm', id: 'clear-finished', onclick: () => uploads.clearFinished() }, 'Clear finished')),
         h('div', { class: 'panel' }, uploads.listElement())));
     return { el, destroy() {} };
   }
@@ -1541,6 +1612,13 @@
       showAuth('Signed out.');
     });
     window.addEventListener('hashchange', render);
+    // Relative times ("3m ago") follow the clock.
+    setInterval(() => {
+      for (const node of document.querySelectorAll('time[datetime]')) {
+        const text = ago(node.getAttribute('datetime'));
+        if (node.textContent !== text) node.textContent = text;
+      }
+    }, 15000);
     start();
   });
 })();

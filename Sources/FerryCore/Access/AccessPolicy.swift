@@ -95,7 +95,7 @@ public struct AccessPolicy: Sendable, Equatable {
                     name: entry.name, digest: digest, containers: entry.containers, pathPrefixes: entry.paths,
                     maxUpload: maxUpload, allowSetID: entry.allowSetID ?? false,
                     allowOwner: entry.allowOwner ?? false, maxQueued: entry.maxQueued,
-                    maxSpoolBytes: maxSpoolBytes))
+                    maxSpoolBytes: maxSpoolBytes, remotes: entry.remotes ?? []))
         }
         return AccessPolicy(rules: rules)
     }
@@ -168,9 +168,10 @@ private struct PolicyFile: Decodable {
         var allowOwner: Bool?
         var maxQueued: Int?
         var maxSpoolBytes: String?
+        var remotes: [String]?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case name, sha256, containers, paths
+            case name, sha256, containers, paths, remotes
             case maxUpload = "max_upload"
             case allowSetID = "allow_setid"
             case allowOwner = "allow_owner"
@@ -190,6 +191,7 @@ private struct PolicyFile: Decodable {
             allowOwner = try values.decodeIfPresent(Bool.self, forKey: .allowOwner)
             maxQueued = try values.decodeIfPresent(Int.self, forKey: .maxQueued)
             maxSpoolBytes = try values.decodeIfPresent(String.self, forKey: .maxSpoolBytes)
+            remotes = try values.decodeIfPresent([String].self, forKey: .remotes)
         }
     }
 

@@ -3,8 +3,12 @@ public struct TokenRule: Sendable, Equatable {
     public var name: String
     /// SHA-256 of the token, 32 bytes.
     public var digest: [UInt8]
-    /// Instance names or `*`/`?` globs the token may write.
+    /// Instance names or `*`/`?` globs the token may write (on this host, and on its
+    /// ``remotes``).
     public var containers: [String]
+    /// Incus remotes whose instances the token may write (`REMOTE:INSTANCE`); none: this
+    /// host's daemon only.
+    public var remotes: [String]
     /// Destination prefixes (absolute). `/srv/app` admits `/srv/app` and what lies under
     /// `/srv/app/`, not `/srv/application`.
     public var pathPrefixes: [String]
@@ -24,8 +28,9 @@ public struct TokenRule: Sendable, Equatable {
     public init(
         name: String, digest: [UInt8], containers: [String], pathPrefixes: [String], maxUpload: UInt64? = nil,
         allowSetID: Bool = false, allowOwner: Bool = false, maxQueued: Int? = nil,
-        maxSpoolBytes: UInt64? = nil
+        maxSpoolBytes: UInt64? = nil, remotes: [String] = []
     ) {
+        self.remotes = remotes
         self.maxQueued = maxQueued
         self.maxSpoolBytes = maxSpoolBytes
         self.name = name
@@ -64,14 +69,21 @@ public struct TokenRule: Sendable, Equatable {
             return containers.contains("*")
                 ? nil : AccessRefusal(token: name, rule: "containers", detail: "all containers (needs \"*\")")
         }
-        return containers.contains(where: { Glob.matches($0, container) })
+        let request = UploadRequest(container: container, path: "/")
+        if let remote = request.remote, !remotes.contains(remote) {
+            return AccessRefusal(token: name, rule: "remotes", detail: "remote '\(remote)'")
+        }
+        return containers.contains(where: { Glob.matches($0, request.instance) })
             ? nil : AccessRefusal(token: name, rule: "containers", detail: "container '\(container)'")
     }
 
     /// The rule that keeps this token away from `request`'s container or path, if any: what
     /// deleting one of its own tasks needs (sizes, modes and owners do not matter there).
     public func refusal(ofPlace request: UploadRequest) -> AccessRefusal? {
-        if !containers.contains(where: { Glob.matches($0, request.container) }) {
+        if let remote = request.remote, !remotes.contains(remote) {
+            return AccessRefusal(token: name, rule: "remotes", detail: "remote '\(remote)'")
+        }
+        if !containers.contains(where: { Glob.matches($0, request.instance) }) {
             return AccessRefusal(token: name, rule: "containers", detail: "container '\(request.container)'")
         }
         // The destination is already normalised: absolute, no '.', '..' or empty segments.

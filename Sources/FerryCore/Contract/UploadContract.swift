@@ -17,10 +17,13 @@ public enum UploadContract {
 
     /// Validates the contract headers.
     ///
-    /// - Parameter values: all values of a header name (case-insensitive).
+    /// - Parameters:
+    ///   - values: all values of a header name (case-insensitive).
+    ///   - remotes: the remotes a container may name (`REMOTE:INSTANCE`, `--remote`); with
+    ///     none, a name with a `:` is refused like any other bad name.
     /// - Throws: the first ``ContractViolation`` found.
-    public static func validate(_ values: (String) -> [String]) throws(ContractViolation)
-        -> UploadRequest
+    public static func validate(_ values: (String) -> [String], remotes: Set<String> = [])
+        throws(ContractViolation) -> UploadRequest
     {
         func single(_ name: String) throws(ContractViolation) -> String? {
             let found = values(name)
@@ -30,7 +33,7 @@ public enum UploadContract {
         guard let container = try single(containerHeader) else {
             throw .missingHeader(containerHeader)
         }
-        if let problem = InstanceName.problem(with: container) {
+        if let problem = problem(withContainer: container, remotes: remotes) {
             throw .invalidContainerName(problem)
         }
         guard let filePath = try single(pathHeader) else { throw .missingHeader(pathHeader) }
@@ -57,6 +60,20 @@ public enum UploadContract {
         return UploadRequest(
             container: container, path: path, mode: mode, uid: uid, gid: gid,
             createDirectories: createDirectories)
+    }
+
+    /// Why `container` (`INSTANCE` or `REMOTE:INSTANCE`) names no destination Ferry may push
+    /// to, or nil.
+    public static func problem(withContainer container: String, remotes: Set<String>) -> String? {
+        guard let colon = container.firstIndex(of: ":") else { return InstanceName.problem(with: container) }
+        let remote = String(container[..<colon])
+        if let problem = RemoteName.problem(with: remote) { return problem }
+        guard remotes.contains(remote) else {
+            return remotes.isEmpty
+                ? "a remote ('\(remote):') needs --remote \(remote); this server pushes to its own daemon only"
+                : "remote '\(remote)' is not one this server pushes to (--remote: \(remotes.sorted().joined(separator: ", ")))"
+        }
+        return InstanceName.problem(with: String(container[container.index(after: colon)...]))
     }
 
     private static func owner(_ header: String, _ text: String?) throws(ContractViolation) -> UInt32 {

@@ -1,6 +1,8 @@
 /// A validated upload: where the bytes go and with which owner and mode.
 public struct UploadRequest: Sendable, Equatable, Codable {
-    /// The Incus instance (`IsHostname` rules).
+    /// The Incus instance (`IsHostname` rules), or `REMOTE:INSTANCE` for an instance on an
+    /// allowed remote: the name as the client gave it, which is also what `incus file push`
+    /// takes.
     public var container: String
     /// The full absolute destination path, file name included.
     public var path: String
@@ -26,6 +28,16 @@ public struct UploadRequest: Sendable, Equatable, Codable {
     /// The base name of ``path``: the file's name in the container.
     public var fileName: String {
         String(path.split(separator: "/").last ?? "")
+    }
+
+    /// The remote of ``container`` (nil: this host's daemon).
+    public var remote: String? {
+        container.firstIndex(of: ":").map { String(container[..<$0]) }
+    }
+
+    /// The instance of ``container``, without its remote.
+    public var instance: String {
+        container.firstIndex(of: ":").map { String(container[container.index(after: $0)...]) } ?? container
     }
 
     /// ``mode`` as four octal digits (`0644`), the form `incus --mode` takes.

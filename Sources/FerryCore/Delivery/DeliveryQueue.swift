@@ -15,9 +15,11 @@ import Foundation
 /// is one lane, not a scan (it used to cut ingest from 1,662/s to 532/s). Memory holds the
 /// waiting tasks and one lane per destination that has some, nothing more.
 ///
-/// Deliveries can be paused, for every container or for some (``pause(_:)``): their tasks
-/// still queue, and wait. A paused container's ready lanes are set aside as the workers
-/// meet them, and put back when it resumes: pausing costs nothing per task.
+/// Deliveries can be paused, for every container or for some (``apply(_:at:)``): their
+/// tasks still queue, and wait. A paused container's ready lanes are set aside as the
+/// workers meet them, and put back when it resumes: pausing costs nothing per task. The
+/// same way, a remote with `limitPerRemote` pushes running has its lanes set aside until
+/// one of them ends (``pushEnded(_:)``), so one slow host cannot take every worker.
 public final class DeliveryQueue: @unchecked Sendable {
     private struct Lane {
         /// The destination's waiting tasks, oldest first.
@@ -48,8 +50,17 @@ public final class DeliveryQueue: @unchecked Sendable {
     private var nextStamp: UInt64 = 0
     private var waiting = 0
     private var pauses = DeliveryPauses()
-    /// The parked lanes of each paused container.
-    private var parked: [String: [String]] = [:]
+    /// Why lanes are set aside.
+    private enum Hold: Hashable {
+        case paused(container: String)
+        case busy(remote: String)
+    }
+    /// The parked lanes, by what holds them.
+    private var parked: [Hold: [String]] = [:]
+    /// The most pushes into one remote at once (nil: only the workers bound them).
+    private let limitPerRemote: Int?
+    /// Pushes into each remote running now.
+    private var pushingByRemote: [String: Int] = [:]
     /// Whether a worker is gathering a batch now (see ``next(limit:linger:)``).
     private var lingering = false
     /// Monotonic seconds of the last two arrivals (new tasks and retries alike).
@@ -58,7 +69,11 @@ public final class DeliveryQueue: @unchecked Sendable {
     /// Arrivals this close together, the last this recent, are a stream.
     static let streamGap = 0.005
 
-    public init() {}
+    /// - Parameter limitPerRemote: the most pushes into one remote at once
+    ///   (`--workers-per-remote`); nil: no bound but the workers'.
+    public init(limitPerRemote: Int? = nil) {
+        self.limitPerRemote = limitPerRemote
+    }
 
     /// Appends `task` (a new one, one recovered at start-up, or one to try again: that one
     /// still holds its destination, and goes before the later tasks for it).
@@ -151,16 +166,43 @@ public final class DeliveryQueue: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         pauses.apply(change, at: time)
-        for (container, destinations) in parked where !pauses.holds(container) {
-            parked[container] = nil
-            for destination in destinations {
-                guard lanes[destination] != nil else { continue }
-                inLane(destination) { $0.parked = false }
-                markReadyIfItMayGo(destination)
-            }
+        for case .paused(let container) in parked.keys where !pauses.holds(container) {
+            unpark(.paused(container: container))
         }
         condition.broadcast()
         return pauses
+    }
+
+    /// A push of `batch` (handed out by ``next(limit:linger:)``) ended, whatever its
+    /// outcome: its remote may take another.
+    public func pushEnded(_ batch: [UploadTask]) {
+        guard limitPerRemote != nil, let remote = batch.first?.request.remote else { return }
+        condition.lock()
+        defer { condition.unlock() }
+        pushingByRemote[remote] = max(0, (pushingByRemote[remote] ?? 1) - 1)
+        if pushingByRemote[remote] == 0 { pushingByRemote[remote] = nil }
+        unpark(.busy(remote: remote))
+    }
+
+    /// Puts the lanes `hold` set aside back in the ready FIFOs (those it still holds are
+    /// set aside again when met). Called with the lock held.
+    private func unpark(_ hold: Hold) {
+        guard let destinations = parked.removeValue(forKey: hold) else { return }
+        for destination in destinations where lanes[destination] != nil {
+            inLane(destination) { $0.parked = false }
+            markReadyIfItMayGo(destination)
+        }
+    }
+
+    /// What holds a lane whose first task is `task`, if anything.
+    private func hold(of task: UploadTask) -> Hold? {
+        if pauses.holds(task.request.container) { return .paused(container: task.request.container) }
+        if let limitPerRemote, let remote = task.request.remote,
+            pushingByRemote[remote, default: 0] >= limitPerRemote
+        {
+            return .busy(remote: remote)
+        }
+        return nil
     }
 
     /// The pauses in force.
@@ -202,13 +244,12 @@ public final class DeliveryQueue: @unchecked Sendable {
         while let entry = fifo.popFirst() {
             guard let lane = lanes[entry.destination], lane.readyStamp == entry.stamp else { continue }
             // A ready lane has a first task: that is what made it ready.
-            let container = lane.tasks.first!.request.container
-            guard pauses.holds(container) else { return entry.destination }
+            guard let hold = hold(of: lane.tasks.first!) else { return entry.destination }
             inLane(entry.destination) { lane in
                 lane.readyStamp = nil
                 lane.parked = true
             }
-            parked[container, default: []].append(entry.destination)
+            parked[hold, default: []].append(entry.destination)
         }
         return nil
     }
@@ -242,6 +283,9 @@ public final class DeliveryQueue: @unchecked Sendable {
                 batch.append(take(other))
             }
             readyByBatch[first.batchKey] = fellows.isEmpty ? nil : fellows
+        }
+        if limitPerRemote != nil, let remote = first.request.remote {
+            pushingByRemote[remote, default: 0] += 1
         }
         return batch
     }

@@ -72,6 +72,7 @@ public final class WorkerPool: Sendable {
                     self.running.enter()
                     self.pushing.add(1, ordering: .relaxed)
                     self.deliver(batch)
+                    self.queue.pushEnded(batch)
                     self.pushing.subtract(1, ordering: .relaxed)
                     self.running.leave()
                     self.slots.signal()
@@ -124,7 +125,7 @@ public final class WorkerPool: Sendable {
             // Refused before the push or never started: nothing was attempted.
         } else {
             metrics.batches.increment()
-            metrics.attempt(result, seconds: duration, files: tasks.count)
+            metrics.attempt(result, seconds: duration, files: tasks.count, remote: tasks[0].request.remote)
         }
         let first = tasks[0]
         var metadata: Logger.Metadata = [
@@ -208,7 +209,7 @@ public final class WorkerPool: Sendable {
         // counts, as the permanent failure it makes.
         if case .failed(let failure) = result, failure.kind == .unstarted {
         } else {
-            metrics.attempt(result, seconds: duration)
+            metrics.attempt(result, seconds: duration, remote: task.request.remote)
         }
         var metadata: Logger.Metadata = [
             "task": "\(task.id)", "container": "\(task.request.container)",

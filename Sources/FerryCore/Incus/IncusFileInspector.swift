@@ -25,6 +25,8 @@ public struct IncusFileInspector: Sendable {
         case statFailed(path: String, code: UInt32, message: String)
         /// Not a valid instance name, so not sent.
         case invalidInstanceName(String)
+        /// A remote the inspector was not given (not allowed with `--remote`).
+        case unknownRemote(String)
 
         public var description: String {
             switch self {
@@ -36,12 +38,17 @@ public struct IncusFileInspector: Sendable {
             case .statFailed(let path, let code, let message):
                 "cannot stat \(path) (SFTP status \(code)): \(message)"
             case .invalidInstanceName(let reason): "invalid instance name: \(reason)"
+            case .unknownRemote(let name): "remote '\(name)' is not one Ferry pushes to"
             }
         }
     }
 
     /// The daemon's unix socket.
     public let socketPath: String
+    /// The remotes a destination may be on, by name: asked over TLS.
+    public let remotes: [String: IncusRemote]
+    /// The `openssl` program that carries TLS to a remote.
+    public let openssl: String
     /// Seconds one ``inspect(instance:paths:followingSymlinks:)`` call may take in all.
     public let timeout: Double
 
@@ -49,8 +56,13 @@ public struct IncusFileInspector: Sendable {
     /// enough that the answers always fit the socket buffers (so neither side blocks).
     static let window = 64
 
-    public init(socketPath: String, timeout: Double = 5) {
+    public init(
+        socketPath: String, remotes: [String: IncusRemote] = [:], openssl: String = "openssl",
+        timeout: Double = 5
+    ) {
         self.socketPath = socketPath
+        self.remotes = remotes
+        self.openssl = openssl
         self.timeout = timeout
     }
 
@@ -78,14 +90,20 @@ public struct IncusFileInspector: Sendable {
     /// - Throws: ``InspectionError`` when the daemon cannot be asked (no socket, unknown
     ///   instance, protocol error, timeout) or one path cannot be stat'ed.
     public func inspect(
-        instance: String, paths: [String], followingSymlinks: Bool = true
+        instance: String, remote: String? = nil, paths: [String], followingSymlinks: Bool = true
     ) throws(InspectionError) -> [DestinationKind] {
         if paths.isEmpty { return [] }
         // The name goes into the request line unescaped: only Incus's own rule keeps it safe.
         if let problem = InstanceName.problem(with: instance) { throw .invalidInstanceName(problem) }
+        let endpoint: IncusSFTPSession.Endpoint
+        if let remote {
+            guard let known = remotes[remote] else { throw .unknownRemote(remote) }
+            endpoint = .remote(known, openssl: openssl)
+        } else {
+            endpoint = .socket(socketPath)
+        }
         var session = try IncusSFTPSession.open(
-            socketPath: socketPath, instance: instance, deadline: Monotonic.seconds() + timeout,
-            timeout: timeout)
+            endpoint: endpoint, instance: instance, deadline: Monotonic.seconds() + timeout, timeout: timeout)
         var kinds = [DestinationKind?](repeating: nil, count: paths.count)
         var sent = 0
         var answered = 0
@@ -113,8 +131,8 @@ public struct IncusFileInspector: Sendable {
     /// once. Nothing is kept after the call: the instance can change at any time.
     ///
     /// - Returns: the kind of each component (see ``DestinationCheck/components(of:)``).
-    public func lstatComponents(instance: String, paths: [String]) throws(InspectionError) -> [String:
-        DestinationKind]
+    public func lstatComponents(instance: String, remote: String? = nil, paths: [String])
+        throws(InspectionError) -> [String: DestinationKind]
     {
         var seen = Set<String>()
         var components: [String] = []
@@ -123,7 +141,8 @@ public struct IncusFileInspector: Sendable {
                 components.append(component)
             }
         }
-        let kinds = try inspect(instance: instance, paths: components, followingSymlinks: false)
+        let kinds = try inspect(
+            instance: instance, remote: remote, paths: components, followingSymlinks: false)
         return Dictionary(zip(components, kinds), uniquingKeysWith: { first, _ in first })
     }
 

@@ -85,14 +85,15 @@ public struct IncusPusher: Pusher {
     /// decide, as before the check existed.
     private func refusal(of tasks: [UploadTask]) -> PushFailure? {
         guard let inspector, let first = tasks.first else { return nil }
-        let instance = first.request.container
+        let (instance, remote) = (first.request.instance, first.request.remote)
         if followSymlinks { return refusalFollowingSymlinks(of: tasks, inspector: inspector) }
         let kinds: [String: DestinationKind]
         do {
-            kinds = try inspector.lstatComponents(instance: instance, paths: tasks.map(\.request.path))
+            kinds = try inspector.lstatComponents(
+                instance: instance, remote: remote, paths: tasks.map(\.request.path))
         } catch {
             switch error {
-            case .invalidInstanceName, .refused(status: 404, _):
+            case .invalidInstanceName, .unknownRemote, .refused(status: 404, _):
                 // No such instance: the push would fail the same way, for good.
                 return PushFailure(kind: .permanent, message: "\(error)", started: false)
             default: break
@@ -124,7 +125,8 @@ public struct IncusPusher: Pusher {
         let kinds: [DestinationKind]
         do {
             kinds = try inspector.inspect(
-                instance: tasks[0].request.container, paths: tasks.map(\.request.path))
+                instance: tasks[0].request.instance, remote: tasks[0].request.remote,
+                paths: tasks.map(\.request.path))
         } catch {
             logger?.debug(
                 "destinations not checked before the push",

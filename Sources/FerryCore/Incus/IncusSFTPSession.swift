@@ -1,5 +1,6 @@
 /// One SFTP v3 conversation with an instance through the Incus daemon: an HTTP/1.1
-/// upgrade on the daemon's unix socket, then INIT/VERSION, then requests.
+/// upgrade on the daemon's unix socket (or, for a remote, over TLS with the client's
+/// certificate), then INIT/VERSION, then requests.
 ///
 /// The socket closes when the session goes away, on every path.
 struct IncusSFTPSession: ~Copyable {
@@ -15,16 +16,31 @@ struct IncusSFTPSession: ~Copyable {
         self.timeout = timeout
     }
 
+    /// Where the daemon is.
+    enum Endpoint {
+        /// This host's daemon, at its unix socket.
+        case socket(String)
+        /// A remote's daemon over TLS, through `openssl s_client` (the program named here):
+        /// Foundation on Linux cannot present a client certificate, and the client's own
+        /// certificate is what the remote trusts.
+        case remote(IncusRemote, openssl: String)
+    }
+
     /// Connects, upgrades to SFTP for `instance` and agrees on version 3.
     ///
     /// - Parameters:
     ///   - deadline: on the ``Monotonic`` clock; every later call ends by it too.
     ///   - timeout: only for the error that says the deadline passed.
-    static func open(socketPath: String, instance: String, deadline: Double, timeout: Double)
+    static func open(endpoint: Endpoint, instance: String, deadline: Double, timeout: Double)
         throws(InspectionError) -> IncusSFTPSession
     {
-        var session = IncusSFTPSession(
-            stream: try connect(to: socketPath, deadline: deadline, timeout: timeout), timeout: timeout)
+        let stream: UnixStream
+        switch endpoint {
+        case .socket(let path): stream = try connect(to: path, deadline: deadline, timeout: timeout)
+        case .remote(let remote, let openssl):
+            stream = try tunnel(to: remote, openssl: openssl, deadline: deadline)
+        }
+        var session = IncusSFTPSession(stream: stream, timeout: timeout)
         try session.upgrade(instance: instance)
         try session.send([.initialize(version: 3)])
         guard case .version(let version) = try session.nextReply() else {
@@ -43,6 +59,26 @@ struct IncusSFTPSession: ~Copyable {
             throw .unreachable(error)
         } catch {
             throw inspectionError(error, timeout: timeout)
+        }
+    }
+
+    /// A TLS connection to `remote` with the client's certificate, the remote's pinned
+    /// certificate as the only one trusted (as the `incus` client pins it; its name is not
+    /// checked, its identity is). A handshake that fails ends the tunnel: the upgrade then
+    /// finds the connection closed.
+    private static func tunnel(to remote: IncusRemote, openssl: String, deadline: Double)
+        throws(InspectionError) -> UnixStream
+    {
+        do {
+            let (pid, descriptor) = try ChildProcess.spawnConnected(
+                openssl,
+                arguments: [
+                    "s_client", "-quiet", "-connect", remote.address, "-cert", remote.clientCertificate,
+                    "-key", remote.clientKey, "-CAfile", remote.serverCertificate, "-verify_return_error",
+                ])
+            return UnixStream(adopting: descriptor, child: pid, deadline: deadline)
+        } catch {
+            throw .unreachable(error)
         }
     }
 

@@ -8,6 +8,11 @@ public enum PushErrorClassifier {
     public struct Rule: Sendable {
         public var fragments: [String]
         public var reason: String
+
+        /// Whether every fragment appears in `text`.
+        public func matches(_ text: String) -> Bool {
+            fragments.allSatisfy { text.contains($0) }
+        }
     }
 
     public static let permanentRules: [Rule] = [
@@ -19,13 +24,27 @@ public enum PushErrorClassifier {
         Rule(fragments: ["strconv.ParseInt"], reason: "invalid mode"),
     ]
 
+    /// Failures known to pass: the daemon (here or on a remote) down or unreachable, a TLS
+    /// handshake that failed, a remote that no longer trusts Ferry's certificate. Checked
+    /// before the permanent rules, so that no wording of theirs can make one permanent: an
+    /// operator fixes the network or the trust, and the queued files go.
+    public static let transientRules: [Rule] = [
+        Rule(fragments: ["Unable to connect to"], reason: "the remote is unreachable"),
+        Rule(fragments: ["tls: "], reason: "the TLS handshake with the remote failed"),
+        Rule(fragments: ["x509: "], reason: "the remote's certificate is not the one trusted"),
+        Rule(fragments: ["not authorized"], reason: "the remote does not trust this client"),
+        Rule(fragments: ["doesn't appear to be started"], reason: "the daemon is not running"),
+        Rule(fragments: ["needed permissions to talk to the incus daemon"], reason: "the socket refuses"),
+    ]
+
     /// Classifies a failed push from its stderr.
     public static func classify(standardError: String) -> PushFailure.Kind {
-        rule(matching: standardError) == nil ? .transient : .permanent
+        if transientRules.contains(where: { $0.matches(standardError) }) { return .transient }
+        return rule(matching: standardError) == nil ? .transient : .permanent
     }
 
     /// The permanent rule that `standardError` matches, if any.
     public static func rule(matching standardError: String) -> Rule? {
-        permanentRules.first { rule in rule.fragments.allSatisfy { standardError.contains($0) } }
+        permanentRules.first { $0.matches(standardError) }
     }
 }

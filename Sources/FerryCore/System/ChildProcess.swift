@@ -63,7 +63,82 @@ public enum ChildProcess {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, output[1], 1)
         posix_spawn_file_actions_adddup2(&actions, errors[1], 2)
+        let (spawned, pid) = spawn(executable, arguments: arguments, actions: &actions)
+        Posix.close(output[1])
+        Posix.close(errors[1])
+        guard spawned == 0 else {
+            Posix.close(output[0])
+            Posix.close(errors[0])
+            throw SystemError(call: "posix_spawn \(executable)", errno: spawned)
+        }
+        let deadline = Monotonic.seconds() + timeout
+        var (standardOutput, standardError, timedOut) = collect(
+            output: output[0], errors: errors[0], pid: pid, deadline: deadline)
+        // The pipes can close before the child ends; the deadline holds for the wait too.
+        while !hasExited(pid) {
+            if Monotonic.seconds() >= deadline {
+                kill(-pid, SIGKILL)
+                timedOut = true
+                break
+            }
+            usleep(5000)
+        }
+        let status = reap(pid)
+        let exited = (status & 0x7f) == 0
+        return ProcessOutcome(
+            exitStatus: exited ? (status >> 8) & 0xff : nil, timedOut: timedOut,
+            standardOutput: standardOutput, standardError: standardError)
+    }
 
+    /// Starts `executable` with its stdin and stdout on one end of a socket pair (stderr
+    /// on /dev/null) and returns the other end, non-blocking: a byte stream to the child
+    /// (`openssl s_client`, a TLS tunnel). End it with ``stop(_:)``.
+    ///
+    /// - Throws: ``SystemError`` when the program cannot be started.
+    public static func spawnConnected(_ executable: String, arguments: [String]) throws(SystemError) -> (
+        pid: pid_t, descriptor: Int32
+    ) {
+        var ends: [Int32] = [-1, -1]
+        let kind = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        guard socketpair(AF_UNIX, kind, 0, &ends) == 0 else {
+            throw SystemError(call: "socketpair", errno: errno)
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, ends[1], 0)
+        posix_spawn_file_actions_adddup2(&actions, ends[1], 1)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let (spawned, pid) = spawn(executable, arguments: arguments, actions: &actions)
+        Posix.close(ends[1])
+        guard spawned == 0 else {
+            Posix.close(ends[0])
+            throw SystemError(call: "posix_spawn \(executable)", errno: spawned)
+        }
+        _ = fcntl(ends[0], F_SETFL, fcntl(ends[0], F_GETFL) | O_NONBLOCK)
+        return (pid, ends[0])
+    }
+
+    /// Kills a child of ``spawnConnected(_:arguments:)`` (and what it started) and reaps it.
+    public static func stop(_ pid: pid_t) {
+        kill(-pid, SIGKILL)
+        _ = reap(pid)
+    }
+
+    /// Forgets `pid` (before it is reaped, so killAll() never signals a recycled pid) and
+    /// waits for it; returns its wait status.
+    private static func reap(_ pid: pid_t) -> Int32 {
+        running.withLock { _ = $0.remove(pid) }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return status
+    }
+
+    /// Spawns `executable` with `actions`, in a process group of its own, with default
+    /// signal dispositions; returns posix_spawn's result and the pid.
+    private static func spawn(
+        _ executable: String, arguments: [String], actions: inout posix_spawn_file_actions_t
+    ) -> (Int32, pid_t) {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -93,33 +168,7 @@ public enum ChildProcess {
             if result == 0 { running.insert(pid) }
             return result
         }
-        Posix.close(output[1])
-        Posix.close(errors[1])
-        guard spawned == 0 else {
-            Posix.close(output[0])
-            Posix.close(errors[0])
-            throw SystemError(call: "posix_spawn \(executable)", errno: spawned)
-        }
-        let deadline = Monotonic.seconds() + timeout
-        var (standardOutput, standardError, timedOut) = collect(
-            output: output[0], errors: errors[0], pid: pid, deadline: deadline)
-        // The pipes can close before the child ends; the deadline holds for the wait too.
-        while !hasExited(pid) {
-            if Monotonic.seconds() >= deadline {
-                kill(-pid, SIGKILL)
-                timedOut = true
-                break
-            }
-            usleep(5000)
-        }
-        // Forgotten before it is reaped, so killAll() never signals a recycled pid.
-        running.withLock { _ = $0.remove(pid) }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let exited = (status & 0x7f) == 0
-        return ProcessOutcome(
-            exitStatus: exited ? (status >> 8) & 0xff : nil, timedOut: timedOut,
-            standardOutput: standardOutput, standardError: standardError)
+        return (spawned, pid)
     }
 
     /// Whether `pid` has ended, without reaping it (so its pid stays reserved).

@@ -17,6 +17,16 @@ struct UnixStream: ~Copyable {
     private let descriptor: Int32
     /// Seconds on the ``Monotonic`` clock after which every call fails with `timedOut`.
     let deadline: Double
+    /// The process at the other end of a socket pair, stopped with the stream.
+    private let child: pid_t?
+
+    /// Takes `descriptor` (a non-blocking stream socket) and, if given, the `child` process
+    /// at its other end (see ``ChildProcess/spawnConnected(_:arguments:)``).
+    init(adopting descriptor: Int32, child: pid_t?, deadline: Double) {
+        self.descriptor = descriptor
+        self.child = child
+        self.deadline = deadline
+    }
 
     /// Connects to the socket at `path`.
     ///
@@ -42,6 +52,7 @@ struct UnixStream: ~Copyable {
         }
         self.descriptor = descriptor
         self.deadline = deadline
+        self.child = nil
     }
 
     private static func connect(
@@ -72,6 +83,7 @@ struct UnixStream: ~Copyable {
 
     deinit {
         Posix.close(descriptor)
+        if let child { ChildProcess.stop(child) }
     }
 
     /// Writes all of `bytes`.

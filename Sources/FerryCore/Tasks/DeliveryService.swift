@@ -15,6 +15,8 @@ public final class DeliveryService: Sendable {
         public var workers = 4
         /// The most files one `incus file push` may carry (`--batch-max`).
         public var batchMax = 64
+        /// The most pushes into one remote at once (`--workers-per-remote`; nil: `workers`).
+        public var workersPerRemote: Int?
         public var queueCapacity = 1000
         public var spoolMaxBytes: UInt64?
         public var retryPolicy = RetryPolicy()
@@ -62,7 +64,7 @@ public final class DeliveryService: Sendable {
     let settings: Settings
     /// Whether an accepted upload is synced before its 202 (`--fsync`).
     var durable: Bool { settings.durable }
-    let queue = DeliveryQueue()
+    let queue: DeliveryQueue
     private let committer: GroupCommitter
     private let pool: WorkerPool
     let nextSequence = Mutex<UInt64>(1)
@@ -78,6 +80,7 @@ public final class DeliveryService: Sendable {
         self.store = store
         self.settings = settings
         self.logger = logger
+        queue = DeliveryQueue(limitPerRemote: settings.workersPerRemote)
         let capacity = Capacity(maxTasks: settings.queueCapacity, maxBytes: settings.spoolMaxBytes)
         self.capacity = capacity
         claims = IdempotencyClaims(store: store)

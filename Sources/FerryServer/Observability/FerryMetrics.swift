@@ -42,6 +42,8 @@ final class FerryMetrics: Sendable {
     /// 1 while every delivery is paused; the containers paused one by one.
     private let pausedAll = Metrics.Gauge(label: "ferry_deliveries_paused_all")
     private let pausedContainers = Metrics.Gauge(label: "ferry_deliveries_paused_containers")
+    /// Per allowed remote: 1 when its last check passed.
+    private let remoteReady = Mutex<[String: Metrics.Gauge]>([:])
     /// Clients reading `/events`.
     private let eventListeners = Metrics.Gauge(label: "ferry_event_listeners")
     /// Kept by the HTTP layer as plain counts; each scrape adds what came since the last.
@@ -84,7 +86,17 @@ final class FerryMetrics: Sendable {
         }
         spoolBytes.record(Double(service.capacity.usage.bytes))
         connectionsOpen.record(HTTPServer.connectionsOpen)
-        ready.record(readiness.report.isReady ? 1 : 0)
+        let report = readiness.report
+        ready.record(report.isReady ? 1 : 0)
+        for (remote, check) in report.remotes {
+            let gauge = remoteReady.withLock { gauges in
+                if let gauge = gauges[remote] { return gauge }
+                let gauge = Metrics.Gauge(label: "ferry_remote_ready", dimensions: [("remote", remote)])
+                gauges[remote] = gauge
+                return gauge
+            }
+            gauge.record(check.ok ? 1 : 0)
+        }
         let pauses = service.pausedDeliveries
         pausedAll.record(pauses.all ? 1 : 0)
         pausedContainers.record(pauses.containers.count)

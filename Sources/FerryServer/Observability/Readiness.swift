@@ -1,5 +1,6 @@
 import Dispatch
 import FerryCore
+import Foundation
 import Glibc
 import Logging
 import Synchronization
@@ -20,19 +21,26 @@ final class Readiness: @unchecked Sendable {
     /// The last round of checks.
     struct Report: Sendable {
         var checks: [String: Check]
+        /// Each allowed remote's daemon (`--remote`): shown, never a reason to be unready,
+        /// since uploads to this host and to the other remotes still go.
+        var remotes: [String: Check] = [:]
         var isReady: Bool { !checks.isEmpty && checks.values.allSatisfy(\.ok) }
     }
 
     private let spool: Spool
     private let minFreeDisk: UInt64
     private let incus: String
+    private let remotes: [String]
     private let interval: Double
     private let logger: Logger
     private let last = Mutex(
         Report(checks: ["startup": Check(ok: false, detail: "the first check has not finished")]))
     private let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "ferry.readiness"))
 
-    init(spool: Spool, minFreeDisk: UInt64, incus: String, interval: Double, logger: Logger) {
+    init(
+        spool: Spool, minFreeDisk: UInt64, incus: String, remotes: [String], interval: Double, logger: Logger
+    ) {
+        self.remotes = remotes
         self.spool = spool
         self.minFreeDisk = minFreeDisk
         self.incus = incus
@@ -54,9 +62,17 @@ final class Readiness: @unchecked Sendable {
     }
 
     private func check() {
-        let report = Report(checks: [
-            "spool": checkSpool(), "disk": checkDisk(), "incus": checkIncus(),
-        ])
+        let report = Report(
+            checks: ["spool": checkSpool(), "disk": checkDisk(), "incus": checkIncus()],
+            remotes: Dictionary(uniqueKeysWithValues: remotes.map { ($0, checkRemote($0)) }))
+        for (name, check) in report.remotes where before(name)?.ok != check.ok {
+            if check.ok {
+                logger.notice("remote answers", metadata: ["remote": "\(name)"])
+            } else {
+                logger.warning(
+                    "remote not answering", metadata: ["remote": "\(name)", "detail": "\(check.detail)"])
+            }
+        }
         let before = last.withLock { last in
             defer { last = report }
             return last
@@ -91,6 +107,32 @@ final class Readiness: @unchecked Sendable {
         return Check(
             ok: available > minFreeDisk,
             detail: "\(available) bytes free, \(minFreeDisk) kept in reserve")
+    }
+
+    /// The last check of remote `name`, if there was one.
+    private func before(_ name: String) -> Check? {
+        last.withLock { $0.remotes[name] }
+    }
+
+    /// `incus query REMOTE:/1.0`: the remote's daemon answers, and trusts this client (an
+    /// untrusted client is answered too, with `"auth": "untrusted"`).
+    private func checkRemote(_ name: String) -> Check {
+        do {
+            let outcome = try ChildProcess.run(incus, arguments: ["query", "\(name):/1.0"], timeout: 10)
+            if outcome.timedOut { return Check(ok: false, detail: "incus query timed out") }
+            guard outcome.exitStatus == 0 else {
+                let message = outcome.standardError.split(whereSeparator: \.isNewline).first.map(String.init)
+                return Check(ok: false, detail: message ?? "incus query failed")
+            }
+            let answer =
+                try? JSONSerialization.jsonObject(with: Data(outcome.standardOutput.utf8)) as? [String: Any]
+            guard answer?["auth"] as? String == "trusted" else {
+                return Check(ok: false, detail: "the remote answers but does not trust this client")
+            }
+            return Check(ok: true, detail: "the remote answers and trusts this client")
+        } catch {
+            return Check(ok: false, detail: "cannot run \(incus): \(error)")
+        }
     }
 
     /// `incus query /1.0` asks the daemon for its own description: cheap, and it fails

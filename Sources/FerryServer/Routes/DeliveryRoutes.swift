@@ -63,7 +63,13 @@ struct DeliveryRoutes {
             guard list.keys.isSubset(of: ["container"]) else {
                 return .failure(.badQuery("pause and resume take container only"))
             }
-            if let name = list.container, let problem = InstanceName.problem(with: name) {
+            // A remote's container is named as uploads name it, REMOTE:INSTANCE (allowed or
+            // not: a pause only holds).
+            if let name = list.container,
+                let problem = UploadContract.problem(
+                    withContainer: name,
+                    remotes: UploadRequest(container: name, path: "/").remote.map { [$0] } ?? [])
+            {
                 return .failure(.badQuery("container: \(problem)"))
             }
             return .success(list.container)

@@ -134,9 +134,9 @@ struct TusRoutes {
         if let name = UploadContract.headers.first(where: head.isNotUTF8) { throw .contract(.notUTF8(name)) }
         let request: UploadRequest
         do {
-            request = try UploadContract.validate { name in
-                head.values(of: name) + metadata.contractValues(name)
-            }
+            request = try UploadContract.validate(
+                { name in head.values(of: name) + metadata.contractValues(name) },
+                remotes: configuration.remoteNames)
         } catch .missingHeader(let name) {
             let key = TusMetadata.contractKeys.first { $0.value == name }?.key ?? name
             throw .badTusHeader("Upload-Metadata needs \(key) (or the \(name) header)")
