@@ -29,7 +29,7 @@ import schemathesis
 from schemathesis.transport.serialization import serialize_binary
 
 HOST_PATH = "schemathesis-upload.bin"
-TASK_ID = re.compile(r"^[0-9a-f]{32}$")
+TASK_ID = re.compile(r"^([a-z0-9][a-z0-9-]{0,31}-)?[0-9a-f]{32}$")
 
 _lock = threading.Lock()
 _tasks = set()

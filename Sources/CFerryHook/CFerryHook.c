@@ -85,6 +85,54 @@ int64_t CFerryHook_connectionsOpen(void) {
     return atomic_load(&connectionsOpen);
 }
 
+// Every open connection, so that a server shutting down can close the idle ones: evhttp
+// keeps its list to itself. Searched linearly on close: there are at most a few thousand.
+static pthread_mutex_t openLock = PTHREAD_MUTEX_INITIALIZER;
+static struct evhttp_connection **openConnections;
+static size_t openCount;
+static size_t openCapacity;
+
+static void rememberConnection(struct evhttp_connection *connection) {
+    pthread_mutex_lock(&openLock);
+    if (openCount == openCapacity) {
+        size_t capacity = openCapacity == 0 ? 256 : openCapacity * 2;
+        struct evhttp_connection **grown = realloc(openConnections, capacity * sizeof *openConnections);
+        if (grown == NULL) {
+            // Not remembered: it is only never closed early at a shutdown.
+            pthread_mutex_unlock(&openLock);
+            return;
+        }
+        openConnections = grown;
+        openCapacity = capacity;
+    }
+    openConnections[openCount++] = connection;
+    pthread_mutex_unlock(&openLock);
+}
+
+static void forgetConnection(struct evhttp_connection *connection) {
+    pthread_mutex_lock(&openLock);
+    for (size_t index = 0; index < openCount; index++) {
+        if (openConnections[index] == connection) {
+            openConnections[index] = openConnections[--openCount];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&openLock);
+}
+
+size_t CFerryHook_openConnections(
+    struct event_base *base, struct evhttp_connection **into, size_t capacity) {
+    size_t found = 0;
+    pthread_mutex_lock(&openLock);
+    for (size_t index = 0; index < openCount && found < capacity; index++) {
+        if (evhttp_connection_get_base(openConnections[index]) == base) {
+            into[found++] = openConnections[index];
+        }
+    }
+    pthread_mutex_unlock(&openLock);
+    return found;
+}
+
 // Every connection evhttp accepts is made here (libevent calls it through its PLT too).
 struct evhttp_connection *evhttp_connection_base_bufferevent_new(
     struct event_base *base, struct evdns_base *dns, struct bufferevent *events, const char *address,
@@ -106,6 +154,7 @@ struct evhttp_connection *evhttp_connection_base_bufferevent_new(
         if (made != NULL) {
             bufferevent_set_max_single_read(made, atomic_load(&largestRead));
         }
+        rememberConnection(connection);
         int64_t before = atomic_fetch_add(&connectionsOpen, 1);
         if (before >= atomic_load(&connectionMaximum)) {
             pthread_mutex_lock(&overflowLock);
@@ -133,6 +182,7 @@ void evhttp_connection_free(struct evhttp_connection *connection) {
             }
             pthread_mutex_unlock(&overflowLock);
         }
+        forgetConnection(connection);
         libraryConnectionDestructor(connection);
         atomic_fetch_sub(&connectionsOpen, 1);
     }

@@ -27,6 +27,8 @@ public final class HTTPServer: @unchecked Sendable {
     private var arrivingHeads: [OpaquePointer: (request: OpaquePointer, since: Double)] = [:]
     /// Requests whose head held a NUL byte; refused when the head is complete.
     private var headsWithNUL: Set<OpaquePointer> = []
+    /// Set by ``stopAccepting()``: every answer closes its connection.
+    private var closingConnections = false
     /// The most one read from a socket brings. libevent's own reads stop at 4 KiB; one loop
     /// trip per 4 KiB made a 1 GiB body cost 262,144 polls, ioctls and reads. Each
     /// connection's input holds at most this much more (see the README's memory figures).
@@ -157,11 +159,23 @@ public final class HTTPServer: @unchecked Sendable {
             }, me, &pause)
     }
 
-    /// Closes the listening socket: new connections are refused. Call on the loop's thread.
+    /// Closes the listening socket: new connections are refused. Connections idle between
+    /// requests are closed too, and those with a request in progress are closed after its
+    /// answer: a proxy in front (nginx) notices its kept-alive connections go and sends new
+    /// requests to another server instead of this one. Call on the loop's thread.
     public func stopAccepting() {
         if let boundSocket { evhttp_del_accept_socket(http, boundSocket) }
         boundSocket = nil
         listener = nil
+        closingConnections = true
+        var open = [OpaquePointer?](repeating: nil, count: Int(max(HTTPServer.connectionsOpen, 0)) + 16)
+        let count = open.withUnsafeMutableBufferPointer { buffer in
+            CFerryHook_openConnections(loop.base, buffer.baseAddress, buffer.count)
+        }
+        for case let connection? in open.prefix(count)
+        where requestsByConnection[connection] == nil && arrivingHeads[connection] == nil {
+            evhttp_connection_free(connection)
+        }
     }
 
     /// Connections open right now, on every server in the process.
@@ -182,7 +196,10 @@ public final class HTTPServer: @unchecked Sendable {
     /// Requests whose body is being read, whose answer is being prepared, or whose
     /// streamed answer is being written.
     public var requestsInProgress: Int {
-        exchanges.values.filter { [.streaming, .finishing, .sendingStream].contains($0.state) }.count
+        exchanges.values.filter {
+            [.streaming, .finishing, .sendingStream, .endingStream].contains($0.state)
+        }
+        .count
     }
 
     // MARK: - libevent callbacks
@@ -410,7 +427,7 @@ public final class HTTPServer: @unchecked Sendable {
                 // "the user" after our answer (resetting userdone) and so left it to us.
                 exchanges[request] = nil
                 evhttp_request_free(request)
-            case .finishing, .released, .sendingStream:
+            case .finishing, .released, .sendingStream, .endingStream:
                 break
             }
         } else {
@@ -441,7 +458,7 @@ public final class HTTPServer: @unchecked Sendable {
             evhttp_add_header(output, name, value)
         }
         evhttp_add_header(output, RequestID.header, exchange.head.requestID)
-        if closing {
+        if closing || closingConnections {
             evhttp_add_header(output, "Connection", "close")
         }
         if let stream = response.stream, exchange.head.method != "HEAD", !closing {
@@ -488,7 +505,9 @@ extension HTTPServer {
     /// Ends the streamed answer of `exchange`, if it still goes on.
     func endStream(_ exchange: Exchange) {
         guard exchange.state == .sendingStream else { return }
-        exchange.state = .answered
+        // In progress until libevent has written the end (its on-complete callback): a
+        // loop stopped at shutdown before then would cut the stream short.
+        exchange.state = .endingStream
         exchange.stream = nil
         // libevent's on-complete callback forgets the exchange once the end is written.
         evhttp_send_reply_end(exchange.request)
@@ -505,6 +524,8 @@ final class Exchange: @unchecked Sendable {
         case finishing
         /// The head of a streamed answer was written; its body is being written.
         case sendingStream
+        /// A streamed answer's end was handed to libevent, and is not written yet.
+        case endingStream
         /// The answer was handed to libevent.
         case answered
         /// libevent freed the request (its connection died); it must not be touched.

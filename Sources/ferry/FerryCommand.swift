@@ -114,6 +114,12 @@ struct FerryCommand: ParsableCommand {
     var workersPerRemote: Int?
 
     @Option(
+        help: ArgumentHelp(
+            "This node's name in a fleet: every task and tus upload id starts with it (NODE-...), so a front end can route a task's requests to its node. Default: the host name, lowercased.",
+            valueName: "id"))
+    var nodeId: String = NodeID.ofThisHost()
+
+    @Option(
         help:
             "Most files delivered by one `incus file push` (uploads to the same container directory with the same owner and mode; 1: one file per call)."
     )
@@ -232,6 +238,9 @@ struct FerryCommand: ParsableCommand {
             throw ValidationError("--max-connections must be 1-1000000")
         }
         guard (1...1024).contains(workers) else { throw ValidationError("--workers must be 1-1024") }
+        if let problem = NodeID.problem(with: nodeId) {
+            throw ValidationError("--node-id '\(nodeId)': \(problem)")
+        }
         if let workersPerRemote, workersPerRemote < 1 {
             throw ValidationError("--workers-per-remote must be at least 1")
         }
@@ -302,6 +311,7 @@ struct FerryCommand: ParsableCommand {
         settings.headerTimeout = headerTimeout.value
         settings.shutdownTimeout = shutdownTimeout.value
         settings.delivery.workers = workers
+        settings.delivery.nodeID = nodeId
         settings.delivery.workersPerRemote = workersPerRemote.map { min($0, workers) }
         settings.delivery.batchMax = batchMax
         settings.threads = threads

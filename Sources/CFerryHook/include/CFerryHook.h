@@ -28,6 +28,14 @@ uint64_t CFerryHook_requestsSeen(void);
 /// destructor of connections (2.1.12 has no connection limit of its own).
 int64_t CFerryHook_connectionsOpen(void);
 
+struct event_base;
+struct evhttp_connection;
+
+/// Copies into `into` (at most `capacity`) the open server connections of `base`; returns
+/// how many. Call on the thread of `base`'s loop, so none of them is freed meanwhile.
+size_t CFerryHook_openConnections(
+    struct event_base *base, struct evhttp_connection **into, size_t capacity);
+
 
 /// Connections made while `maximum` others are open are marked as overflow (their requests
 /// get a refusal); at most `cap` connections are made at all, and an accepted socket past

@@ -94,8 +94,14 @@
     return `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
   }
 
+  // An id is NODE-HEX32 (HEX32 alone from versions before node ids): keep the node,
+  // shorten the random part.
   function shortId(id) {
-    return id && id.length > 12 ? `${id.slice(0, 12)}…` : (id || '');
+    if (!id) return '';
+    const dash = id.lastIndexOf('-');
+    const node = dash >= 0 ? id.slice(0, dash + 1) : '';
+    const random = id.slice(dash + 1);
+    return random.length > 10 ? `${node}${random.slice(0, 8)}…` : id;
   }
 
   function badge(state) {
@@ -711,7 +717,7 @@
     stateSelect.value = filters.state;
     const containerInput = h('input', { id: 'filter-container', type: 'text', placeholder: 'any', value: filters.container, spellcheck: 'false' });
     const pathInput = h('input', { id: 'filter-path', type: 'text', placeholder: '/srv/app', value: filters.path_prefix, spellcheck: 'false' });
-    const idInput = h('input', { id: 'filter-id', type: 'text', placeholder: 'hex prefix', value: filters.id_prefix, spellcheck: 'false' });
+    const idInput = h('input', { id: 'filter-id', type: 'text', placeholder: 'id prefix', value: filters.id_prefix, spellcheck: 'false' });
     const form = h('form', { class: 'filters', id: 'task-filters' },
       h('div', { class: 'field' }, h('label', { for: 'filter-state' }, 'State'), stateSelect),
       h('div', { class: 'field' }, h('label', { for: 'filter-container' }, 'Container'), containerInput),
@@ -831,8 +837,8 @@
     }
 
     async function load(after, previous, quiet = false) {
-      if (filters.id_prefix && !/^[0-9a-f]{1,32}$/.test(filters.id_prefix)) {
-        notice.replaceChildren(h('div', { class: 'notice warn' }, 'A task id search takes 1 to 32 hex digits (0-9, a-f).'));
+      if (filters.id_prefix && !/^[a-z0-9-]{1,65}$/.test(filters.id_prefix)) {
+        notice.replaceChildren(h('div', { class: 'notice warn' }, 'A task id search takes the start of an id: lowercase letters, digits and -.'));
         tbody.replaceChildren();
         return;
       }

@@ -368,8 +368,9 @@ public final class SQLiteTaskStore: TaskStore {
                 values.append(.text(prefix))
             }
             if let prefix = query.idPrefix, !prefix.isEmpty {
-                // A range on the unique index of ids (ids are lowercase hex).
-                clauses.append("id >= ? AND id < (? || 'g')")
+                // A range on the unique index of ids: every id starting with the prefix
+                // sorts between it and it followed by 0xFF (above any byte of UTF-8).
+                clauses.append("id >= ? AND id < (? || CAST(x'ff' AS TEXT))")
                 values.append(.text(prefix))
                 values.append(.text(prefix))
             }

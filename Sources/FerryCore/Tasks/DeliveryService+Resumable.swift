@@ -69,7 +69,7 @@ extension DeliveryService {
     /// takes the creation's body (maybe none); the upload is stored, and known, when it
     /// commits.
     public func createResumable(_ plan: ResumablePlan) throws(UploadRefusal) -> ResumablePatch {
-        let id = TaskID.make()
+        let id = TaskID.make(node: settings.nodeID)
         let announced = plan.length ?? 0
         try promiseDisk(announced, keeping: plan.limits.minFreeDisk)
         do {

@@ -15,6 +15,9 @@ public final class DeliveryService: Sendable {
         public var workers = 4
         /// The most files one `incus file push` may carry (`--batch-max`).
         public var batchMax = 64
+        /// This node's name, the first part of every id it makes (`--node-id`; nil: ids of
+        /// 32 hex digits alone).
+        public var nodeID: String?
         /// The most pushes into one remote at once (`--workers-per-remote`; nil: `workers`).
         public var workersPerRemote: Int?
         public var queueCapacity = 1000
@@ -194,7 +197,7 @@ public final class DeliveryService: Sendable {
     /// promises it free disk, reserves its place, and creates its spool file. What it took
     /// is given back if a later step refuses.
     public func begin(_ plan: UploadPlan) throws(UploadRefusal) -> UploadAdmission {
-        let upload = IncomingUpload(id: TaskID.make(), plan: plan, service: self)
+        let upload = IncomingUpload(id: TaskID.make(node: settings.nodeID), plan: plan, service: self)
         do throws(UploadRefusal) {
             if let key = plan.idempotencyKey {
                 let claim: IdempotencyClaims.Claim

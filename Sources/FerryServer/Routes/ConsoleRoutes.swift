@@ -16,7 +16,11 @@ enum ConsoleRoutes {
 
     static func answer(_ head: HTTPRequestHead) -> HTTPResponse {
         if head.path == "/ui" {
-            return HTTPResponse(status: 301, headers: [("Location", "/ui/")] + securityHeaders)
+            // A type of its own: evhttp would name ISO-8859-1 HTML for an answer without one.
+            return HTTPResponse(
+                status: 301,
+                headers: [("Location", "/ui/"), ("Content-Type", "text/plain; charset=utf-8")]
+                    + securityHeaders)
         }
         let name = head.path == "/ui/" ? "index.html" : String(head.path.dropFirst("/ui/".count))
         guard let asset = ConsoleAssets.asset(named: name) else {

@@ -140,10 +140,15 @@ enum TaskRequest: Equatable {
                 }
                 result.pathPrefix = value
             case "id_prefix":
-                guard (1...32).contains(value.utf8.count),
-                    value.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) })
+                // An id is NODE-HEX (or, made by older versions, HEX alone).
+                guard (1...65).contains(value.utf8.count),
+                    value.utf8.allSatisfy({
+                        ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x7a) || $0 == 0x2d
+                    })
                 else {
-                    return .failure(.badQuery("id_prefix must be 1-32 lowercase hex digits"))
+                    return .failure(
+                        .badQuery(
+                            "id_prefix must be 1-65 lowercase letters, digits and '-' (the start of an id)"))
                 }
                 result.idPrefix = value
             default:

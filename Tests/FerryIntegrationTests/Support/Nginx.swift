@@ -28,8 +28,22 @@ final class Nginx {
     var clientBodyTemp: URL { prefix.appendingPathComponent("client_body_temp") }
     var errorLog: URL { prefix.appendingPathComponent("logs/error.log") }
 
-    /// Starts nginx proxying to Ferry on `upstreamPort` and waits until it accepts connections.
-    init(upstreamPort: UInt16) throws {
+    /// Starts nginx proxying to Ferry on `upstreamPort` (the shipped ferry-site.conf) and
+    /// waits until it accepts connections.
+    convenience init(upstreamPort: UInt16) throws {
+        try self.init(site: "ferry-site.conf", upstreams: ["127.0.0.1:8080": upstreamPort])
+    }
+
+    /// Starts nginx in front of nodes n1 and n2 on these ports, with the shipped
+    /// ferry-nodes.conf.
+    convenience init(nodePorts first: UInt16, _ second: UInt16) throws {
+        try self.init(
+            site: "ferry-nodes.conf", upstreams: ["127.0.0.1:8081": first, "127.0.0.1:8082": second])
+    }
+
+    /// Starts nginx with the shipped `site`, each of its `upstreams` addresses pointed at
+    /// a loopback port.
+    private init(site siteFile: String, upstreams: [String: UInt16]) throws {
         let binary = try Self.binary()
         prefix = URL(fileURLWithPath: NSTemporaryDirectory())
             .appendingPathComponent("ferry-nginx-\(UUID().uuidString)")
@@ -37,7 +51,7 @@ final class Nginx {
             try FileManager.default.createDirectory(
                 at: prefix.appendingPathComponent(directory), withIntermediateDirectories: true)
         }
-        for file in ["ferry-site.conf", "ferry-proxy.conf", "ferry-request-id.conf"]
+        for file in [siteFile, "ferry-proxy.conf", "ferry-request-id.conf"]
         where !FileManager.default.fileExists(atPath: Self.deployDirectory.appendingPathComponent(file).path)
         {
             throw TestSetupError("the shipped \(file) is missing in \(Self.deployDirectory.path)")
@@ -47,7 +61,7 @@ final class Nginx {
         while true {
             attempt += 1
             port = try freeLoopbackPort()
-            try site(upstreamPort: upstreamPort).write(
+            try site(siteFile, upstreams: upstreams).write(
                 to: prefix.appendingPathComponent("ferry-site.conf"), atomically: true, encoding: .utf8)
             try configuration().write(
                 to: prefix.appendingPathComponent("nginx.conf"), atomically: true, encoding: .utf8)
@@ -97,15 +111,15 @@ final class Nginx {
     /// The shipped site with what only fits a real host rewritten: the snippets' install paths
     /// (to the repository's files), Ferry's port, and `listen 80` (to this nginx's loopback
     /// port). Everything else, the locations and their allow rules, stays as shipped.
-    private func site(upstreamPort: UInt16) throws -> String {
-        let shipped = Self.deployDirectory.appendingPathComponent("ferry-site.conf")
+    private func site(_ file: String, upstreams: [String: UInt16]) throws -> String {
+        let shipped = Self.deployDirectory.appendingPathComponent(file)
         var text = try String(contentsOf: shipped, encoding: .utf8)
-        let rewrites = [
-            ("include /etc/nginx/snippets/", "include \(Self.deployDirectory.path)/"),
-            ("server 127.0.0.1:8080;", "server 127.0.0.1:\(upstreamPort);"),
-            ("\n    listen 80;\n", "\n    listen 127.0.0.1:\(port);\n"),
-            ("\n    listen [::]:80;\n", "\n"),
-        ]
+        let rewrites =
+            [
+                ("include /etc/nginx/snippets/", "include \(Self.deployDirectory.path)/"),
+                ("\n    listen 80;\n", "\n    listen 127.0.0.1:\(port);\n"),
+                ("\n    listen [::]:80;\n", "\n"),
+            ] + upstreams.map { ("server \($0.key)", "server 127.0.0.1:\($0.value)") }
         for (old, new) in rewrites {
             // A site that changed shape must fail here, not run half rewritten.
             guard text.contains(old) else {

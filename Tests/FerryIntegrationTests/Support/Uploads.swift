@@ -6,7 +6,12 @@ enum Uploads {
     static func post(to ferry: FerryProcess, _ headers: [(String, String)], body: [UInt8]) throws
         -> RawResponse
     {
-        let client = try RawHTTPClient(port: ferry.port)
+        try postPort(ferry.port, headers, body: body)
+    }
+
+    /// POSTs `body` to /upload on loopback `port` (Ferry's, or a proxy's).
+    static func postPort(_ port: UInt16, _ headers: [(String, String)], body: [UInt8]) throws -> RawResponse {
+        let client = try RawHTTPClient(port: port)
         try client.sendHead("POST", "/upload", headers + [("Content-Length", String(body.count))])
         try client.send(body)
         return try client.readResponse()
@@ -33,7 +38,14 @@ enum TaskAPI {
         throws
         -> RawResponse
     {
-        let client = try RawHTTPClient(port: ferry.port)
+        try requestPort(ferry.port, method, target, token: token)
+    }
+
+    /// A request without a body to loopback `port` (Ferry's, or a proxy's).
+    static func requestPort(_ port: UInt16, _ method: String, _ target: String, token: String? = nil) throws
+        -> RawResponse
+    {
+        let client = try RawHTTPClient(port: port)
         try client.sendHead(method, target, token.map { [("Authorization", "Bearer \($0)")] } ?? [])
         return try client.readResponse()
     }
