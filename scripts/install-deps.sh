@@ -65,3 +65,21 @@ if ! python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('tuspy'
   echo "install-deps: installing tuspy==$tuspy_version" >&2
   pip_install "tuspy==$tuspy_version"
 fi
+
+# --- Browser tests (Tests/Browser/test_console.py) ---------------------------------------
+# The web console is tested in Debian's headless chromium through its chromedriver, driven
+# by selenium (PyPI), pinned to one version.
+browser_missing=()
+for package in chromium chromium-driver; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || browser_missing+=("$package")
+done
+if [ ${#browser_missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${browser_missing[*]}" >&2
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${browser_missing[@]}" >/dev/null
+fi
+selenium_version=4.50.0
+if ! python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('selenium') != '$selenium_version')" 2>/dev/null; then
+  echo "install-deps: installing selenium==$selenium_version" >&2
+  pip_install "selenium==$selenium_version"
+fi
