@@ -43,6 +43,7 @@ import os
 import platform
 import re
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -448,11 +449,11 @@ def burst(scratch, daemon):
     return {key: statistics.median(t[key] for t in turns) for key in turns[0]}
 
 
-def burst_once(daemon, server, directory):
-    """Files/s of one burst against `server`, checked in the container."""
+def burst_once(daemon, server, directory, container="bench"):
+    """Files/s of one burst against `server` into `container`, checked in the container."""
     started = time.monotonic()
     output = run([BURST, "-url", f"http://{server.address}/upload", "-files", str(BURST_FILES), "-clients", "8",
-                  "-dir", directory])
+                  "-dir", directory, "-container", container])
     if f"accepted={BURST_FILES} " not in output:
         raise RuntimeError(f"burst: {output}")
     deadline = started + 600
@@ -813,6 +814,68 @@ def burst_rows(scratch, daemon):
     ]
 
 
+class RemoteIncus(PrivateIncus):
+    """A second private daemon, on HTTPS on a loopback port, added as remote `rbench` to a
+    private client config beside the first daemon's: pushes into it go over TLS."""
+
+    def __init__(self, local):
+        super().__init__()
+        self.port = free_port()
+        self.configuration = tempfile.mkdtemp(prefix="ferry-bench-conf-", dir="/tmp")
+        self.environment = dict(self.environment, FERRY_INCUS_HTTPS=f"127.0.0.1:{self.port}")
+        # What Ferry runs with: the first daemon as `local`, this one as `rbench`.
+        self.client = dict(local.environment, INCUS_CONF=self.configuration)
+
+    def start(self):
+        super().start()
+        run([INCUS_ENV, "add-remote", self.directory, "rbench"], env=self.client)
+
+    def stop(self):
+        super().stop()
+        subprocess.run(["rm", "-rf", self.configuration])
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def remote_rows(scratch, daemon):
+    """The burst of `burst` (BURST_FILES x 4 KiB, 8 clients) into a container of this
+    host's daemon and, in turn, into one on a remote daemon reached over HTTPS (on the same
+    machine: what the remote costs is TLS, the symlink check through the TLS tunnel, and
+    the remote API, not a network)."""
+    remote = RemoteIncus(daemon)
+    remote.start()
+    try:
+        turns = []
+        for number in range(RUNS):
+            turn = {}
+            for name, container, arguments in (("local", "bench", ()), ("remote", "rbench:bench",
+                                                                         ("--remote", "rbench"))):
+                settle()
+                spool = os.path.join(scratch, f"remote-{number}-{name}")
+                ferry = Ferry(spool, "--queue-capacity", "100000", *arguments, environment=remote.client)
+                directory = f"/tmp/remote-{number}-{name}"
+                turn[name] = burst_once(remote if name == "remote" else daemon, ferry, directory, container)
+                ferry.kill()
+                subprocess.run(["rm", "-rf", spool])
+            turns.append(turn)
+        report("remote turns (files/s)", turns)
+    finally:
+        remote.stop()
+    local = statistics.median(t["local"] for t in turns)
+    far = statistics.median(t["remote"] for t in turns)
+    ratio = statistics.median(t["remote"] / t["local"] for t in turns)
+    overhead = statistics.median((1 / t["remote"] - 1 / t["local"]) * 1000 for t in turns)
+    return [
+        (f"burst {BURST_FILES} x 4 KiB into a remote daemon over HTTPS (files/s)", f"{far:.0f}",
+         f"{ratio:.2f} x the same burst into this host's daemon ({local:.0f} files/s); "
+         f"{overhead:.2f} ms more per file"),
+    ]
+
+
 def soak_rows(scratch, daemon):
     figures = soak(scratch, daemon)
     return [
@@ -834,7 +897,8 @@ SECTIONS = {
     "ingest": (ingest_rows, False), "lane": (lane_rows, False), "history": (history_rows, False),
     "healthz": (healthz_rows, False), "large": (large_rows, False), "concurrent": (concurrent_rows, False),
     "tus": (tus_rows, False),
-    "burst": (burst_rows, True), "soak": (soak_rows, True), "recovery": (recovery_rows, False),
+    "burst": (burst_rows, True), "remote": (remote_rows, True), "soak": (soak_rows, True),
+    "recovery": (recovery_rows, False),
 }
 
 

@@ -64,6 +64,19 @@ final class RemoteDeliveryTests: XCTestCase {
                 || metrics.contains(#"ferry_remote_push_attempts_total{outcome="delivered",remote="r2"}"#),
             metrics)
 
+        // tus names a remote the same way, in its container metadata.
+        let tusBody = randomBytes(2 << 20)
+        let location = try Tus.location(
+            ferry, length: tusBody.count, container: instance, path: "\(directory)/tus")
+        XCTAssertEqual(try Tus.patch(ferry, location, offset: 0, tusBody).status, 204)
+        try waitUntil("the tus upload is delivered to the remote") {
+            try TaskAPI.state(ferry, Tus.id(location)) == "delivered"
+        }
+        XCTAssertEqual(
+            try Incus.sha256(container: instance, path: "\(directory)/tus"), try Command.sha256(tusBody))
+        let refusedTus = try Tus.create(ferry, length: 1, container: "r9:c3", path: "/root/x")
+        XCTAssertEqual(refusedTus.status, 400, refusedTus.text)
+
         // The destination is checked on the remote too: a symlink there is refused.
         try Incus.run(["exec", instance, "--", "ln", "-s", "/etc", "\(directory)/link"])
         let refused = Uploads.taskID(try upload(ferry, instance, "\(directory)/link/passwd", [1]))
