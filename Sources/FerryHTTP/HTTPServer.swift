@@ -178,6 +178,18 @@ public final class HTTPServer: @unchecked Sendable {
         }
     }
 
+    /// Listens on `address` again after ``stopAccepting()`` (a node that is ready again),
+    /// and lets answers keep their connections open again. Call on the loop's thread.
+    public func resumeAccepting(on address: String, sharedPort: Bool) throws {
+        guard listener == nil else { return }
+        try listen(on: address, sharedPort: sharedPort)
+        closingConnections = false
+    }
+
+    /// Whether the server listens (it does from ``listen(on:backlog:sharedPort:)`` until
+    /// ``stopAccepting()``).
+    public var isAccepting: Bool { listener != nil }
+
     /// Connections open right now, on every server in the process.
     public static var connectionsOpen: Int { Int(CFerryHook_connectionsOpen()) }
 

@@ -42,6 +42,9 @@ public struct FerryConfiguration: Sendable {
     public var readinessInterval = 5.0
     /// Origins whose pages may call the API from a browser (`--cors-origin`).
     public var corsOrigins: [String] = []
+    /// Stop listening while not ready, and listen again once ready (`--close-when-unready`):
+    /// a load balancer in front then sends new uploads to the other nodes.
+    public var closeWhenUnready = false
     /// Incus remotes a destination may name (`REMOTE:INSTANCE`, `--remote`), configured
     /// with the `incus` client (`incus remote add`).
     public var remotes: [String] = []

@@ -67,6 +67,10 @@ public final class FerryService {
         let shared = servers.count > 1
         let address = try servers[0].listen(on: configuration.listen, sharedPort: shared)
         for server in servers.dropFirst() { try server.listen(on: address, sharedPort: true) }
+        if configuration.closeWhenUnready {
+            closeWhileUnready(
+                servers, address: address, sharedPort: shared, readiness: readiness, router: router)
+        }
         // The other loops run on threads of their own, running before "listening" is said.
         let others = DispatchGroup()
         let running = DispatchGroup()
@@ -209,6 +213,34 @@ public final class FerryService {
                         metadata: ["error": "\(error)"])
                 }
             }
+        }
+    }
+
+    /// `--close-when-unready`: each server stops listening when the readiness checks fail
+    /// and listens again when they pass, unless shutdown has begun.
+    private func closeWhileUnready(
+        _ servers: [HTTPServer], address: String, sharedPort: Bool, readiness: Readiness, router: FerryRouter
+    ) {
+        readiness.whenReadinessChanges { [logger] ready in
+            for server in servers {
+                server.loop.execute {
+                    guard !router.draining else { return }
+                    if !ready {
+                        server.stopAccepting()
+                        return
+                    }
+                    do {
+                        try server.resumeAccepting(on: address, sharedPort: sharedPort)
+                    } catch {
+                        // The next verdict tries again; until then the others serve.
+                        logger.error(
+                            "cannot listen again", metadata: ["address": "\(address)", "error": "\(error)"])
+                    }
+                }
+            }
+            logger.notice(
+                ready ? "ready again: listening" : "not ready: listener closed (--close-when-unready)",
+                metadata: ["address": "\(address)"])
         }
     }
 

@@ -119,6 +119,12 @@ struct FerryCommand: ParsableCommand {
             valueName: "id"))
     var nodeId: String = NodeID.ofThisHost()
 
+    @Flag(
+        help:
+            "Close the listener while /readyz fails (spool, disk, Incus) and listen again once it passes: behind a load balancer without health checks (nginx), new uploads then go to the other nodes. Uploads in progress finish; queued ones wait."
+    )
+    var closeWhenUnready = false
+
     @Option(
         help:
             "Most files delivered by one `incus file push` (uploads to the same container directory with the same owner and mode; 1: one file per call)."
@@ -326,6 +332,7 @@ struct FerryCommand: ParsableCommand {
         settings.delivery.uploadExpiry = uploadExpiry.value
         settings.corsOrigins = corsOrigin
         settings.remotes = remote
+        settings.closeWhenUnready = closeWhenUnready
         settings.idleTimeout = Int32(max(1, idleTimeout.value.rounded()))
         let logger = Logger(label: "ferry")
         do {

@@ -81,6 +81,9 @@ final class FleetTests: XCTestCase {
                     == "delivered"
             }
         }
+        let count = try Incus.run(["exec", "c1", "--", "sh", "-c", "ls \(directory) | wc -l"])
+        XCTAssertEqual(
+            String(decoding: count, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines), "200")
         for task in accepted.shuffled().prefix(20) {
             XCTAssertEqual(try Incus.sha256(container: "c1", path: task.path), try Command.sha256(task.body))
         }
@@ -114,6 +117,54 @@ final class FleetTests: XCTestCase {
         }
         XCTAssertEqual(try Incus.sha256(container: "c1", path: path), try Command.sha256(body))
         try Incus.remove(container: "c1", path: path)
+    }
+
+    func testANodeThatIsNotReadyGetsNoNewUploadsUntilItIsReadyAgain() throws {
+        // n1's spool on a small file system of its own: filling it takes n1's free disk
+        // below its reserve (not ready), emptying it gives it back.
+        let mountPoint = NSTemporaryDirectory() + "ferry-fleet-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        try Command.run("mount", ["-t", "tmpfs", "-o", "size=64m", "tmpfs", mountPoint])
+        defer {
+            _ = try? Command.run("umount", ["-l", mountPoint])
+            try? FileManager.default.removeItem(atPath: mountPoint)
+        }
+        let first = try FerryProcess(
+            arguments: [
+                "--node-id", "n1", "--close-when-unready", "--readiness-interval", "200ms", "--min-free-disk",
+                "32M",
+            ],
+            spool: URL(fileURLWithPath: mountPoint).appendingPathComponent("spool"))
+        let second = try FerryProcess(arguments: ["--node-id", "n2"])
+        let nginx = try Nginx(nodePorts: first.port, second.port)
+        try first.waitForLog(containing: "[FerryServer] ready")
+
+        let filler = mountPoint + "/filler"
+        try Data(count: 40 << 20).write(to: URL(fileURLWithPath: filler))
+        try first.waitForLog(containing: "listener closed")
+        for index in 0..<20 {
+            let answer = try Uploads.postPort(
+                nginx.port, [("X-Container-Name", "c1"), ("X-File-Path", "/tmp/fleet-unready-\(index)")],
+                body: [4])
+            XCTAssertEqual(answer.status, 202, answer.text)
+            XCTAssertTrue(
+                Uploads.taskID(answer).hasPrefix("n2-"), "a node that is not ready gets no new upload")
+        }
+
+        try FileManager.default.removeItem(atPath: filler)
+        try first.waitForLog(containing: "ready again: listening")
+        // nginx leaves a failed node alone for fail_timeout (10 s), then sends it uploads again.
+        var index = 0
+        try waitUntil("n1 takes uploads again", timeout: 40) {
+            index += 1
+            let answer = try Uploads.postPort(
+                nginx.port, [("X-Container-Name", "c1"), ("X-File-Path", "/tmp/fleet-back-\(index)")],
+                body: [5])
+            XCTAssertEqual(answer.status, 202, answer.text)
+            // One upload every 50 ms while waiting, not a flood.
+            usleep(50_000)
+            return Uploads.taskID(answer).hasPrefix("n1-")
+        }
     }
 
     func testADrainingNodeGetsNoNewUploads() throws {

@@ -29,7 +29,13 @@ public func fuzzTaskRequest(_ data: UnsafePointer<UInt8>, _ count: Int) -> CInt 
         check(list.state.map(states.contains) ?? true, "a known state", input)
         check(list.after.map { !$0.isEmpty } ?? true, "a cursor names a task", input)
         check(
-            list.idPrefix.map { (1...32).contains($0.utf8.count) } ?? true, "an id prefix is an id's", input)
+            list.idPrefix.map { prefix in
+                // The start of NODE-HEX32: at most 32 + 1 + 32 bytes of [a-z0-9-].
+                (1...65).contains(prefix.utf8.count)
+                    && prefix.utf8.allSatisfy {
+                        ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x7a) || $0 == 0x2d
+                    }
+            } ?? true, "an id prefix is an id's", input)
     case .success(.show(let id)), .success(.delete(let id)), .success(.retry(let id)):
         check(!id.isEmpty && !id.contains("/"), "one path segment as id", input)
         check(path.hasPrefix("/tasks/\(id)"), "the id comes from the path", input)

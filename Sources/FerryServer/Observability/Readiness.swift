@@ -36,6 +36,8 @@ final class Readiness: @unchecked Sendable {
     private let last = Mutex(
         Report(checks: ["startup": Check(ok: false, detail: "the first check has not finished")]))
     private let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "ferry.readiness"))
+    /// Told when the checks' verdict flips (on the checks' queue).
+    private let changed = Mutex<(@Sendable (Bool) -> Void)?>(nil)
 
     init(
         spool: Spool, minFreeDisk: UInt64, incus: String, remotes: [String], interval: Double, logger: Logger
@@ -49,6 +51,12 @@ final class Readiness: @unchecked Sendable {
     }
 
     var report: Report { last.withLock { $0 } }
+
+    /// Calls `handler` with the new verdict each time the checks go from ready to not
+    /// ready or back.
+    func whenReadinessChanges(_ handler: @escaping @Sendable (Bool) -> Void) {
+        changed.withLock { $0 = handler }
+    }
 
     /// Checks now, then every `interval` seconds.
     func start() {
@@ -78,6 +86,7 @@ final class Readiness: @unchecked Sendable {
             return last
         }
         if before.isReady != report.isReady {
+            changed.withLock { $0 }?(report.isReady)
             let failing = report.checks.filter { !$0.value.ok }.map { "\($0.key): \($0.value.detail)" }
             if report.isReady {
                 logger.notice("ready")
