@@ -192,6 +192,10 @@ final class FleetTests: XCTestCase {
             XCTAssertTrue(Uploads.taskID(answer).hasPrefix("n2-"), "a draining node gets no new upload")
         }
         try slow.send(Array(repeating: 3, count: 9))
-        XCTAssertEqual(try slow.readResponse().status, 202, "the upload in progress on n1 completes")
+        let finished = try slow.readResponse()
+        XCTAssertEqual(
+            finished.status, 202,
+            "the upload in progress on n1 completes: \(first.logLines(containing: "ferry").suffix(8).joined(separator: "\n"))"
+        )
     }
 }
