@@ -87,6 +87,11 @@ final class FleetTests: XCTestCase {
         for task in accepted.shuffled().prefix(20) {
             XCTAssertEqual(try Incus.sha256(container: "c1", path: task.path), try Command.sha256(task.body))
         }
+        // One node's console, whose API calls stay under its prefix.
+        let console = try TaskAPI.requestPort(nginx.port, "GET", "/nodes/n2/ui/")
+        XCTAssertEqual(console.status, 200)
+        XCTAssertTrue(console.text.contains(#"src="console.js""#), "assets relative to the page's prefix")
+        XCTAssertEqual(try TaskAPI.requestPort(nginx.port, "GET", "/nodes/n2/ui/console.js").status, 200)
         // One node's own listing, and an id naming no node of the site.
         let listed = try TaskAPI.requestPort(nginx.port, "GET", "/nodes/n2/tasks?limit=1000")
         XCTAssertEqual((listed.json["tasks"] as? [[String: Any]])?.count, onSecond, listed.text)

@@ -10,7 +10,12 @@
   const CHUNK_SIZE = 4 * 1024 * 1024;
   const PAGE_SIZE = 50;
   const PARALLEL_UPLOADS = 3;
-  const INSTANCE_NAME = /^(?!-)(?!\d+$)[A-Za-z0-9-]{1,63}(?<!-)$/;
+  // An instance, or REMOTE:INSTANCE on a server started with --remote (the server judges
+  // which remotes it allows).
+  const INSTANCE_NAME = /^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,62}:)?(?!-)(?!\d+$)[A-Za-z0-9-]{1,63}(?<!-)$/;
+  // Where the API is: '' at /ui/, '/nodes/ID' at /nodes/ID/ui/ (one node of a fleet
+  // behind deploy/nginx/ferry-nodes.conf, which strips that prefix).
+  const BASE = location.pathname.replace(/\/ui\/.*$/, '').replace(/\/ui$/, '');
 
   // ---------------------------------------------------------------- DOM helpers
 
@@ -190,7 +195,7 @@
   async function api(method, path, options = {}) {
     let response;
     try {
-      response = await fetch(path, {
+      response = await fetch(BASE + path, {
         method, headers: auth.headers(options.headers), body: options.body, cache: 'no-store',
       });
     } catch (error) {
@@ -317,7 +322,7 @@
         let heard = Date.now();
         const watchdog = setInterval(() => { if (Date.now() - heard > 45000) connection.abort(); }, 5000);
         try {
-          const response = await fetch('/events', {
+          const response = await fetch(`${BASE}/events`, {
             headers: auth.headers({ Accept: 'text/event-stream' }), signal: connection.signal, cache: 'no-store',
           });
           if (response.status === 401) { unauthorized(); return; }
@@ -1294,7 +1299,7 @@
       this.status('creating upload');
       const metadata = [['container', this.container], ['path', this.path], ['filename', this.file.name], ['mode', this.mode]]
         .map(([key, value]) => `${key} ${base64(value)}`).join(',');
-      const response = await this.request('POST', '/files/', {
+      const response = await this.request('POST', `${BASE}/files/`, {
         'Upload-Length': String(this.file.size), 'Upload-Metadata': metadata,
       });
       if (response.status !== 201) {
@@ -1572,7 +1577,7 @@
       const name = container.value.trim();
       const directory = destination.value.trim();
       const bits = mode.value.trim() || '0644';
-      if (!INSTANCE_NAME.test(name)) problems.push('the container name takes 1 to 63 letters, digits and -');
+      if (!INSTANCE_NAME.test(name)) problems.push('the container name takes 1 to 63 letters, digits and - (REMOTE:NAME for an instance on a remote)');
       if (!directory.startsWith('/')) problems.push('the destination directory must be absolute (start with /)');
       if (!/^[0-7]{3,4}$/.test(bits)) problems.push('the mode is octal, 0000 to 7777');
       if (!picked.length) problems.push('choose at least one file');
