@@ -204,10 +204,11 @@ final class FerryRouter: HTTPHandler, Sendable {
                 return Self.readinessAnswer(report)
             }
         case "/metrics":
-            return { [metrics, service, readiness] in
+            return { [metrics, service, readiness, events] in
                 HTTPResponse(
                     status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
-                    body: metrics.exposition(service: service, readiness: readiness))
+                    body: metrics.exposition(
+                        service: service, readiness: readiness, eventListeners: events.listenerCount))
             }
         default:
             return nil

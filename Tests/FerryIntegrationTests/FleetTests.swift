@@ -124,6 +124,19 @@ final class FleetTests: XCTestCase {
         try Incus.remove(container: "c1", path: path)
     }
 
+    /// Sends 20 uploads through `nginx` and asserts each was accepted by node n2.
+    private func assertUploadsGoToN2(
+        through nginx: Nginx, named prefix: String, _ message: String, line: UInt = #line
+    ) throws {
+        for index in 0..<20 {
+            let answer = try Uploads.postPort(
+                nginx.port, [("X-Container-Name", "c1"), ("X-File-Path", "/tmp/\(prefix)-\(index)")],
+                body: [2])
+            XCTAssertEqual(answer.status, 202, answer.text, line: line)
+            XCTAssertTrue(Uploads.taskID(answer).hasPrefix("n2-"), message, line: line)
+        }
+    }
+
     func testANodeThatIsNotReadyGetsNoNewUploadsUntilItIsReadyAgain() throws {
         // n1's spool on a small file system of its own: filling it takes n1's free disk
         // below its reserve (not ready), emptying it gives it back.
@@ -147,14 +160,8 @@ final class FleetTests: XCTestCase {
         let filler = mountPoint + "/filler"
         try Data(count: 40 << 20).write(to: URL(fileURLWithPath: filler))
         try first.waitForLog(containing: "listener closed")
-        for index in 0..<20 {
-            let answer = try Uploads.postPort(
-                nginx.port, [("X-Container-Name", "c1"), ("X-File-Path", "/tmp/fleet-unready-\(index)")],
-                body: [4])
-            XCTAssertEqual(answer.status, 202, answer.text)
-            XCTAssertTrue(
-                Uploads.taskID(answer).hasPrefix("n2-"), "a node that is not ready gets no new upload")
-        }
+        try assertUploadsGoToN2(
+            through: nginx, named: "fleet-unready", "a node that is not ready gets no new upload")
 
         try FileManager.default.removeItem(atPath: filler)
         try first.waitForLog(containing: "ready again: listening")
@@ -189,13 +196,7 @@ final class FleetTests: XCTestCase {
         }
         kill(first.process.processIdentifier, SIGTERM)
         try first.waitForLog(containing: "stopping")
-        for index in 0..<20 {
-            let answer = try Uploads.postPort(
-                nginx.port, [("X-Container-Name", "c1"), ("X-File-Path", "/tmp/fleet-drain-\(index)")],
-                body: [2])
-            XCTAssertEqual(answer.status, 202, answer.text)
-            XCTAssertTrue(Uploads.taskID(answer).hasPrefix("n2-"), "a draining node gets no new upload")
-        }
+        try assertUploadsGoToN2(through: nginx, named: "fleet-drain", "a draining node gets no new upload")
         try slow.send(Array(repeating: 3, count: 9))
         let finished = try slow.readResponse()
         XCTAssertEqual(

@@ -69,23 +69,25 @@ public struct TokenRule: Sendable, Equatable {
             return containers.contains("*")
                 ? nil : AccessRefusal(token: name, rule: "containers", detail: "all containers (needs \"*\")")
         }
-        let request = UploadRequest(container: container, path: "/")
-        if let remote = request.remote, !remotes.contains(remote) {
+        return refusal(ofContainer: container)
+    }
+
+    /// The rule that keeps this token away from `container` (`INSTANCE` or
+    /// `REMOTE:INSTANCE`): its remote must be in ``remotes``, its instance match
+    /// ``containers``.
+    private func refusal(ofContainer container: String) -> AccessRefusal? {
+        let (remote, instance) = UploadRequest.split(container)
+        if let remote, !remotes.contains(remote) {
             return AccessRefusal(token: name, rule: "remotes", detail: "remote '\(remote)'")
         }
-        return containers.contains(where: { Glob.matches($0, request.instance) })
+        return containers.contains(where: { Glob.matches($0, instance) })
             ? nil : AccessRefusal(token: name, rule: "containers", detail: "container '\(container)'")
     }
 
     /// The rule that keeps this token away from `request`'s container or path, if any: what
     /// deleting one of its own tasks needs (sizes, modes and owners do not matter there).
     public func refusal(ofPlace request: UploadRequest) -> AccessRefusal? {
-        if let remote = request.remote, !remotes.contains(remote) {
-            return AccessRefusal(token: name, rule: "remotes", detail: "remote '\(remote)'")
-        }
-        if !containers.contains(where: { Glob.matches($0, request.instance) }) {
-            return AccessRefusal(token: name, rule: "containers", detail: "container '\(request.container)'")
-        }
+        if let refusal = refusal(ofContainer: request.container) { return refusal }
         // The destination is already normalised: absolute, no '.', '..' or empty segments.
         if !pathPrefixes.contains(where: { Self.path(request.path, isUnder: $0) }) {
             return AccessRefusal(token: name, rule: "paths", detail: "path '\(request.path)'")

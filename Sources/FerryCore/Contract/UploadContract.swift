@@ -64,16 +64,19 @@ public enum UploadContract {
 
     /// Why `container` (`INSTANCE` or `REMOTE:INSTANCE`) names no destination Ferry may push
     /// to, or nil.
-    public static func problem(withContainer container: String, remotes: Set<String>) -> String? {
-        guard let colon = container.firstIndex(of: ":") else { return InstanceName.problem(with: container) }
-        let remote = String(container[..<colon])
+    ///
+    /// - Parameter remotes: the remotes allowed (`--remote`); nil: any well-formed name
+    ///   (for what only names a container, such as a pause).
+    public static func problem(withContainer container: String, remotes: Set<String>?) -> String? {
+        let (remote, instance) = UploadRequest.split(container)
+        guard let remote else { return InstanceName.problem(with: instance) }
         if let problem = RemoteName.problem(with: remote) { return problem }
-        guard remotes.contains(remote) else {
+        if let remotes, !remotes.contains(remote) {
             return remotes.isEmpty
                 ? "a remote ('\(remote):') needs --remote \(remote); this server pushes to its own daemon only"
                 : "remote '\(remote)' is not one this server pushes to (--remote: \(remotes.sorted().joined(separator: ", ")))"
         }
-        return InstanceName.problem(with: String(container[container.index(after: colon)...]))
+        return InstanceName.problem(with: instance)
     }
 
     private static func owner(_ header: String, _ text: String?) throws(ContractViolation) -> UInt32 {

@@ -31,13 +31,15 @@ public struct UploadRequest: Sendable, Equatable, Codable {
     }
 
     /// The remote of ``container`` (nil: this host's daemon).
-    public var remote: String? {
-        container.firstIndex(of: ":").map { String(container[..<$0]) }
-    }
+    public var remote: String? { Self.split(container).remote }
 
     /// The instance of ``container``, without its remote.
-    public var instance: String {
-        container.firstIndex(of: ":").map { String(container[container.index(after: $0)...]) } ?? container
+    public var instance: String { Self.split(container).instance }
+
+    /// `REMOTE:INSTANCE` as its two parts (no remote: this host's daemon).
+    public static func split(_ container: String) -> (remote: String?, instance: String) {
+        guard let colon = container.firstIndex(of: ":") else { return (nil, container) }
+        return (String(container[..<colon]), String(container[container.index(after: colon)...]))
     }
 
     /// ``mode`` as four octal digits (`0644`), the form `incus --mode` takes.

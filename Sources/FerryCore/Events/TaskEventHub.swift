@@ -1,7 +1,7 @@
 import Synchronization
 
-/// Where task changes are told: to whoever listens (`/events`), and to the per-minute
-/// ``ActivityHistory``; and changes of the pauses of deliveries, which every listener sees.
+/// Where task changes are told: to whoever listens (`/events`, which shows each token its
+/// own), and to the per-minute ``ActivityHistory``; and changes of the pauses of deliveries.
 /// Listeners are called on the thread that made the change, outside any lock of the hub:
 /// they must return at once (hand the message to a queue or a loop). A change is told
 /// before the next one can happen (before its task is queued, say), so listeners hear each
@@ -14,7 +14,7 @@ public final class TaskEventHub: Sendable {
         case pauses(DeliveryPauses)
     }
 
-    /// Called with each message the listener may see.
+    /// Called with each message.
     public typealias Listener = @Sendable (Message) -> Void
 
     /// A listener's place in the hub; ``cancel(_:)`` removes it.
@@ -22,15 +22,9 @@ public final class TaskEventHub: Sendable {
         let number: UInt64
     }
 
-    private struct Entry {
-        /// The token whose tasks it sees; nil sees every task (no `--tokens`).
-        var viewer: String?
-        var listener: Listener
-    }
-
     private struct Listeners {
         var next: UInt64 = 0
-        var entries: [UInt64: Entry] = [:]
+        var entries: [UInt64: Listener] = [:]
     }
 
     private let listeners = Mutex(Listeners())
@@ -39,11 +33,11 @@ public final class TaskEventHub: Sendable {
 
     public init() {}
 
-    /// Calls `listener` with every event of `viewer`'s tasks (nil: all tasks) from now on.
-    public func subscribe(viewer: String?, _ listener: @escaping Listener) -> Subscription {
+    /// Calls `listener` with every message from now on.
+    public func subscribe(_ listener: @escaping Listener) -> Subscription {
         listeners.withLock { listeners in
             listeners.next += 1
-            listeners.entries[listeners.next] = Entry(viewer: viewer, listener: listener)
+            listeners.entries[listeners.next] = listener
             return Subscription(number: listeners.next)
         }
     }
@@ -53,10 +47,7 @@ public final class TaskEventHub: Sendable {
         _ = listeners.withLock { $0.entries.removeValue(forKey: subscription.number) }
     }
 
-    /// How many listen now.
-    public var listenerCount: Int { listeners.withLock { $0.entries.count } }
-
-    /// Tells `events` to the history and to the listeners allowed to see each.
+    /// Tells `events` to the history and to the listeners.
     ///
     /// - Parameter accepted: the events are of uploads just accepted (counted as received;
     ///   a retried task enters `queued` too, and is not).
@@ -70,17 +61,14 @@ public final class TaskEventHub: Sendable {
             default: break
             }
         }
-        let entries = listeners.withLock { Array($0.entries.values) }
-        for entry in entries {
-            for event in events where entry.viewer == nil || entry.viewer == event.owner {
-                entry.listener(.task(event))
-            }
+        for listener in listeners.withLock({ Array($0.entries.values) }) {
+            for event in events { listener(.task(event)) }
         }
     }
 
     /// Tells every listener the pauses in force now.
     public func publish(_ pauses: DeliveryPauses) {
-        for entry in listeners.withLock({ Array($0.entries.values) }) { entry.listener(.pauses(pauses)) }
+        for listener in listeners.withLock({ Array($0.entries.values) }) { listener(.pauses(pauses)) }
     }
 
     /// Tells one event (see ``publish(_:accepted:)``).

@@ -76,7 +76,8 @@ final class FerryMetrics: Sendable {
     }
 
     /// The Prometheus text exposition, with the gauges read from `service` now.
-    func exposition(service: DeliveryService, readiness: Readiness) -> [UInt8] {
+    func exposition(service: DeliveryService, readiness: Readiness, eventListeners listening: Int) -> [UInt8]
+    {
         uploadsInFlightGauge.record(uploadsInFlight.count(viewer: nil))
         queueDepth.record(service.queueDepth)
         // A store that cannot be read leaves the gauges as they were (its error is logged
@@ -100,7 +101,7 @@ final class FerryMetrics: Sendable {
         let pauses = service.pausedDeliveries
         pausedAll.record(pauses.all ? 1 : 0)
         pausedContainers.record(pauses.containers.count)
-        eventListeners.record(service.events.listenerCount)
+        eventListeners.record(listening)
         connectionsRefused.catchUp(to: HTTPServer.connectionsRefused)
         headTimeouts.catchUp(to: HTTPServer.headsTimedOut)
         socketReads.catchUp(to: HTTPServer.socketReads)

@@ -73,7 +73,7 @@ final class Readiness: @unchecked Sendable {
         let report = Report(
             checks: ["spool": checkSpool(), "disk": checkDisk(), "incus": checkIncus()],
             remotes: Dictionary(uniqueKeysWithValues: remotes.map { ($0, checkRemote($0)) }))
-        for (name, check) in report.remotes where before(name)?.ok != check.ok {
+        for (name, check) in report.remotes where lastCheck(ofRemote: name)?.ok != check.ok {
             if check.ok {
                 logger.notice("remote answers", metadata: ["remote": "\(name)"])
             } else {
@@ -119,7 +119,7 @@ final class Readiness: @unchecked Sendable {
     }
 
     /// The last check of remote `name`, if there was one.
-    private func before(_ name: String) -> Check? {
+    private func lastCheck(ofRemote name: String) -> Check? {
         last.withLock { $0.remotes[name] }
     }
 

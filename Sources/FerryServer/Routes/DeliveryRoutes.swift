@@ -19,12 +19,7 @@ struct DeliveryRoutes {
         let pausing: Bool
         switch head.path {
         case "/deliveries":
-            guard head.method == "GET" || head.method == "HEAD" else {
-                return .failure(.methodNotAllowed(allowed: "GET, HEAD"))
-            }
-            if head.query.map({ !$0.isEmpty }) ?? false {
-                return .failure(.badQuery("/deliveries takes no query"))
-            }
+            if let refusal = ReadOnlyRoute.refusal(head) { return .failure(refusal) }
             return .success({ [service] in JSON.response(200, PausesView(service.pausedDeliveries)) })
         case "/deliveries/pause": pausing = true
         case "/deliveries/resume": pausing = false
@@ -66,9 +61,7 @@ struct DeliveryRoutes {
             // A remote's container is named as uploads name it, REMOTE:INSTANCE (allowed or
             // not: a pause only holds).
             if let name = list.container,
-                let problem = UploadContract.problem(
-                    withContainer: name,
-                    remotes: UploadRequest(container: name, path: "/").remote.map { [$0] } ?? [])
+                let problem = UploadContract.problem(withContainer: name, remotes: nil)
             {
                 return .failure(.badQuery("container: \(problem)"))
             }
@@ -85,7 +78,8 @@ struct PausesView: Encodable {
     }
 
     var all: Bool
-    var allSince: String?
+    /// Null while deliveries run.
+    @NullWhenNil var allSince: String?
     var containers: [Paused]
 
     init(_ pauses: DeliveryPauses) {
@@ -94,14 +88,6 @@ struct PausesView: Encodable {
         containers = pauses.containers.sorted { $0.key < $1.key }.map {
             Paused(container: $0.key, since: TaskView.timestamp($0.value))
         }
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(all, forKey: .all)
-        // Always present: null while deliveries run.
-        try container.encode(allSince, forKey: .allSince)
-        try container.encode(containers, forKey: .containers)
     }
 
     enum CodingKeys: String, CodingKey {

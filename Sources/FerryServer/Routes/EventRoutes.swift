@@ -8,27 +8,25 @@ import Synchronization
 /// (`event: pause`), as they happen. A token sees its own tasks' events only. Nothing is
 /// replayed: a client that reconnects reads the state it missed from `/tasks`.
 ///
-/// Each stream holds its connection, one subscription and a heartbeat timer; a client that
-/// reads slower than its events come is dropped by the HTTP layer (a bounded backlog), so
-/// memory stays flat however many listen and however slow they are.
+/// One subscription to the hub serves every stream: each message is encoded once and
+/// handed to the streams allowed to see it. Each stream holds its connection and a
+/// heartbeat timer; a client that reads slower than its events come is dropped by the
+/// HTTP layer (a bounded backlog), so memory stays flat however many listen and however
+/// slow they are.
 final class EventRoutes: Sendable {
     static let path = "/events"
     /// A comment line this often: proxies and browsers keep an idle stream open, and a
     /// client that left is noticed when a write fails.
     static let heartbeat = 15.0
 
-    private let hub: TaskEventHub
     private let streams = Mutex<[ObjectIdentifier: TaskEventStream]>([:])
 
     init(hub: TaskEventHub) {
-        self.hub = hub
+        _ = hub.subscribe { [weak self] message in self?.tell(message) }
     }
 
     func route(_ head: HTTPRequestHead, rule: TokenRule?) -> Result<@Sendable () -> HTTPResponse, APIError> {
-        guard head.method == "GET" || head.method == "HEAD" else {
-            return .failure(.methodNotAllowed(allowed: "GET, HEAD"))
-        }
-        if head.query.map({ !$0.isEmpty }) ?? false { return .failure(.badQuery("/events takes no query")) }
+        if let refusal = ReadOnlyRoute.refusal(head) { return .failure(refusal) }
         let viewer = rule?.name
         return .success({ [self] in
             HTTPResponse(
@@ -38,9 +36,12 @@ final class EventRoutes: Sendable {
                     // nginx passes each event on at once instead of buffering the stream.
                     ("X-Accel-Buffering", "no"),
                 ],
-                stream: TaskEventStream(hub: hub, viewer: viewer, routes: self))
+                stream: TaskEventStream(viewer: viewer, routes: self))
         })
     }
+
+    /// Clients reading `/events` now.
+    var listenerCount: Int { streams.withLock { $0.count } }
 
     /// Ends every stream (shutdown): clients reconnect to whoever serves next.
     func endAll() {
@@ -54,78 +55,20 @@ final class EventRoutes: Sendable {
     fileprivate func ended(_ stream: TaskEventStream) {
         _ = streams.withLock { $0.removeValue(forKey: ObjectIdentifier(stream)) }
     }
-}
 
-/// One client's `/events` stream.
-final class TaskEventStream: HTTPResponseStream {
-    private struct State {
-        var writer: HTTPStreamWriter?
-        var subscription: TaskEventHub.Subscription?
-        var ended = false
-    }
-
-    private let hub: TaskEventHub
-    private let viewer: String?
-    private unowned let routes: EventRoutes
-    private let state = Mutex(State())
-    /// The heartbeat; it runs from the stream's creation to its end. A dispatch source is
-    /// safe to cancel from any thread.
-    nonisolated(unsafe) private let timer = DispatchSource.makeTimerSource(queue: DispatchQueue.global())
-
-    fileprivate init(hub: TaskEventHub, viewer: String?, routes: EventRoutes) {
-        self.hub = hub
-        self.viewer = viewer
-        self.routes = routes
-        timer.schedule(deadline: .now() + EventRoutes.heartbeat, repeating: EventRoutes.heartbeat)
-        timer.setEventHandler { [weak self] in
-            self?.state.withLock { $0.writer }?.write(Array(": keep-alive\n\n".utf8))
-        }
-        timer.resume()
-    }
-
-    deinit {
-        timer.cancel()
-    }
-
-    func started(_ writer: HTTPStreamWriter) {
-        // How long a browser's EventSource waits before reconnecting; then a first line so
-        // the client knows the stream is open.
-        writer.write(Array("retry: 3000\n: connected\n\n".utf8))
-        let subscription = hub.subscribe(viewer: viewer) { message in
-            writer.write(Self.encode(message))
-        }
-        let ended = state.withLock { state in
-            state.writer = writer
-            state.subscription = subscription
-            return state.ended
-        }
-        routes.started(self)
-        if ended { end() }
-    }
-
-    func stopped() {
-        release()
-    }
-
-    /// Ends the stream from the server's side.
-    func end() {
-        let writer = state.withLock { $0.writer }
-        release()
-        writer?.end()
-    }
-
-    private func release() {
-        let subscription = state.withLock { state in
-            state.ended = true
-            defer {
-                state.subscription = nil
-                state.writer = nil
+    /// Encodes `message` once, if anyone listens, for every stream that may see it: a
+    /// task's events go to its owner's streams (and to every stream without `--tokens`),
+    /// pauses to every stream.
+    private func tell(_ message: TaskEventHub.Message) {
+        let listening = streams.withLock { Array($0.values) }
+        guard !listening.isEmpty else { return }
+        let bytes = Self.encode(message)
+        for stream in listening {
+            if case .task(let event) = message, stream.viewer != nil, stream.viewer != event.owner {
+                continue
             }
-            return state.subscription
+            stream.write(bytes)
         }
-        if let subscription { hub.cancel(subscription) }
-        timer.cancel()
-        routes.ended(self)
     }
 
     /// One message as an event: its type, then its JSON on one `data:` line (JSON has no
@@ -141,6 +84,71 @@ final class TaskEventStream: HTTPResponseStream {
     }
 }
 
+/// One client's `/events` stream.
+final class TaskEventStream: HTTPResponseStream {
+    private struct State {
+        var writer: HTTPStreamWriter?
+        var ended = false
+    }
+
+    /// The token whose tasks it tells (nil: every task, without `--tokens`).
+    let viewer: String?
+    private unowned let routes: EventRoutes
+    private let state = Mutex(State())
+    /// The heartbeat; it runs from the stream's creation to its end. A dispatch source is
+    /// safe to cancel from any thread.
+    nonisolated(unsafe) private let timer = DispatchSource.makeTimerSource(queue: DispatchQueue.global())
+
+    fileprivate init(viewer: String?, routes: EventRoutes) {
+        self.viewer = viewer
+        self.routes = routes
+        timer.schedule(deadline: .now() + EventRoutes.heartbeat, repeating: EventRoutes.heartbeat)
+        timer.setEventHandler { [weak self] in self?.write(Array(": keep-alive\n\n".utf8)) }
+        timer.resume()
+    }
+
+    deinit {
+        timer.cancel()
+    }
+
+    func started(_ writer: HTTPStreamWriter) {
+        // How long a browser's EventSource waits before reconnecting; then a first line so
+        // the client knows the stream is open.
+        writer.write(Array("retry: 3000\n: connected\n\n".utf8))
+        let ended = state.withLock { state in
+            state.writer = writer
+            return state.ended
+        }
+        routes.started(self)
+        if ended { end() }
+    }
+
+    func stopped() {
+        release()
+    }
+
+    /// Sends `bytes` (events, or a comment) unless the stream ended.
+    fileprivate func write(_ bytes: [UInt8]) {
+        state.withLock { $0.writer }?.write(bytes)
+    }
+
+    /// Ends the stream from the server's side.
+    func end() {
+        let writer = state.withLock { $0.writer }
+        release()
+        writer?.end()
+    }
+
+    private func release() {
+        state.withLock { state in
+            state.ended = true
+            state.writer = nil
+        }
+        timer.cancel()
+        routes.ended(self)
+    }
+}
+
 /// A task event as `/events` tells it.
 struct EventView: Encodable {
     var id: String
@@ -148,7 +156,8 @@ struct EventView: Encodable {
     var container: String
     var path: String
     var attempts: Int
-    var error: String?
+    /// Null when there is none.
+    @NullWhenNil var error: String?
     var bytes: UInt64
     var at: String
 
@@ -162,19 +171,4 @@ struct EventView: Encodable {
         bytes = event.bytes
         at = TaskView.timestamp(event.at)
     }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id, forKey: .id)
-        try container.encode(state, forKey: .state)
-        try container.encode(self.container, forKey: .container)
-        try container.encode(path, forKey: .path)
-        try container.encode(attempts, forKey: .attempts)
-        // Always present: null when there is none.
-        try container.encode(error, forKey: .error)
-        try container.encode(bytes, forKey: .bytes)
-        try container.encode(at, forKey: .at)
-    }
-
-    enum CodingKeys: String, CodingKey { case id, state, container, path, attempts, error, bytes, at }
 }

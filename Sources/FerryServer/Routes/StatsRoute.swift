@@ -13,10 +13,7 @@ struct StatsRoute {
     static let path = "/stats"
 
     func route(_ head: HTTPRequestHead, rule: TokenRule?) -> Result<@Sendable () -> HTTPResponse, APIError> {
-        guard head.method == "GET" || head.method == "HEAD" else {
-            return .failure(.methodNotAllowed(allowed: "GET, HEAD"))
-        }
-        if head.query.map({ !$0.isEmpty }) ?? false { return .failure(.badQuery("/stats takes no query")) }
+        if let refusal = ReadOnlyRoute.refusal(head) { return .failure(refusal) }
         let viewer = rule?.name
         return .success({ [service, readiness, metrics] in
             let counts: [TaskState: Int]
@@ -42,8 +39,8 @@ struct StatsRoute {
 
 /// The answer of `GET /stats`.
 struct StatsView: Encodable {
-    /// The token whose figures these are (nil: everyone's, without `--tokens`).
-    var token: String?
+    /// The token whose figures these are (null: everyone's, without `--tokens`).
+    @NullWhenNil var token: String?
     var tasks: [String: Int]
     var queueDepth: Int
     var uploadsInFlight: Int
@@ -51,18 +48,6 @@ struct StatsView: Encodable {
     var checks: [String: Readiness.Check]
     var paused: PausesView
     var history: HistoryView
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(token, forKey: .token)
-        try container.encode(tasks, forKey: .tasks)
-        try container.encode(queueDepth, forKey: .queueDepth)
-        try container.encode(uploadsInFlight, forKey: .uploadsInFlight)
-        try container.encode(ready, forKey: .ready)
-        try container.encode(checks, forKey: .checks)
-        try container.encode(paused, forKey: .paused)
-        try container.encode(history, forKey: .history)
-    }
 
     enum CodingKeys: String, CodingKey {
         case token, tasks, ready, checks, paused, history

@@ -89,16 +89,8 @@ struct TaskRoutes {
     {
         struct Page: Encodable {
             var tasks: [TaskView]
-            var next: String?
-
-            func encode(to encoder: any Encoder) throws {
-                var container = encoder.container(keyedBy: CodingKeys.self)
-                try container.encode(tasks, forKey: .tasks)
-                // Always present: null on the last page.
-                try container.encode(next, forKey: .next)
-            }
-
-            enum CodingKeys: String, CodingKey { case tasks, next }
+            /// Null on the last page.
+            @NullWhenNil var next: String?
         }
         let found: [TaskRecord]?
         do {
@@ -204,9 +196,13 @@ struct TaskView: Encodable {
         }
     }
 
+    /// `seconds` (since 1970) as ISO 8601 with milliseconds, in UTC. A format style, not an
+    /// `ISO8601DateFormatter`: making one of those took about 220 µs here, twice per task
+    /// of a listing and once per event. The style truncates, so half a millisecond is added
+    /// to round as the formatter did.
     static func timestamp(_ seconds: Double) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date(timeIntervalSince1970: seconds))
+        Date(timeIntervalSince1970: seconds + 0.0005).formatted(Self.timestampStyle)
     }
+
+    private static let timestampStyle = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
 }
